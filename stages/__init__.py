@@ -1,0 +1,1 @@
+"""DenseLab pipeline stages: one module per DVC stage, plus shared helpers."""

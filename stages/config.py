@@ -1,0 +1,343 @@
+"""Load `params.yaml` once and validate it into typed, frozen objects.
+
+Every stage calls `load_params()` first, before any heavy import, so a typo in
+`params.yaml` stops `dvc repro` in a fraction of a second with a message that
+names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+# What the code knows how to read, build and train; anything else is a typo.
+DATASETS = ("mnist", "cifar10")
+NUM_CLASSES = 10
+ACTIVATIONS = ("elu", "gelu", "linear", "relu", "selu", "sigmoid", "softmax", "softplus", "swish", "tanh")
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+LOSSES = ("binary_crossentropy", "categorical_crossentropy")
+LANGUAGES = ("en", "vi")
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a dataset is downloaded from and the sha256 its file must have."""
+
+    url: str
+    sha256: str
+    idx_sha256: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class InputVariant:
+    """One prepared set of arrays: a dataset, flattened, optionally divided by 255."""
+
+    dataset: str
+    divide_by_255: bool
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A dense layer: its width and activation (None: no activation, as the lab's baseline)."""
+
+    units: int
+    activation: str | None
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """Everything that defines one exercise of the lab."""
+
+    description: str
+    inputs: str
+    layers: tuple[Layer, ...]
+    optimizer: str
+    learning_rate: float
+    loss: str
+    batch_size: int
+    epochs: int
+    validation_split: float
+    lab_test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How the HTML report is rendered."""
+
+    language: str
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole validated params.yaml."""
+
+    seed: int
+    datasets: Mapping[str, DatasetSource]
+    inputs: Mapping[str, InputVariant]
+    exercises: Mapping[str, Exercise]
+    report: ReportSettings
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise ParamsError naming the faulty key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read it ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return parse_params(data)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+
+
+def parse_params(data: Any) -> Params:
+    """Validate an already-parsed params mapping (the pure half of load_params)."""
+    top = _Section(data, "")
+    datasets = top.mapping_of("datasets", _dataset_source)
+    for name in datasets:
+        _choice(name, f"datasets.{name}", DATASETS, what="dataset name")
+    inputs = top.mapping_of("inputs", lambda s: _input_variant(s, datasets))
+    exercises = top.mapping_of("exercises", lambda s: _exercise(s, inputs))
+    params = Params(
+        seed=top.integer("seed", minimum=0),
+        datasets=datasets,
+        inputs=inputs,
+        exercises=exercises,
+        report=_report(top.section("report")),
+    )
+    top.done()
+    return params
+
+
+def _dataset_source(s: _Section) -> DatasetSource:
+    url = s.string("url")
+    if not re.match(r"^(https?|file)://", url):
+        raise ParamsError(f"{s.key('url')}: expected an http(s):// or file:// URL, got {url!r}")
+    idx = None
+    if "idx_sha256" in s.data:
+        if s.name != "mnist":
+            raise ParamsError(f"{s.key('idx_sha256')}: only mnist has IDX files")
+        idx_section = s.section("idx_sha256")
+        idx = {name: _sha256(idx_section, name) for name in IDX_FILES}
+        idx_section.done()
+    source = DatasetSource(url=url, sha256=_sha256(s, "sha256"), idx_sha256=idx)
+    s.done()
+    return source
+
+
+def _input_variant(s: _Section, datasets: Mapping[str, DatasetSource]) -> InputVariant:
+    variant = InputVariant(
+        dataset=s.choice("dataset", tuple(datasets), what="dataset (a key of datasets)"),
+        divide_by_255=s.boolean("divide_by_255"),
+    )
+    s.done()
+    return variant
+
+
+def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
+    layers = tuple(_layer(item) for item in s.list_of("layers"))
+    if layers[-1].units != NUM_CLASSES:
+        raise ParamsError(
+            f"{s.key('layers')}: the last layer is the output and must have {NUM_CLASSES} units "
+            f"(one per class), got {layers[-1].units}"
+        )
+    exercise = Exercise(
+        description=s.string("description", default=""),
+        inputs=s.choice("inputs", tuple(inputs), what="inputs (a key of inputs)"),
+        layers=layers,
+        optimizer=s.choice("optimizer", OPTIMIZERS),
+        learning_rate=s.number("learning_rate", low=0.0, low_open=True),
+        loss=s.choice("loss", LOSSES),
+        batch_size=s.integer("batch_size", minimum=1),
+        epochs=s.integer("epochs", minimum=1),
+        validation_split=s.number("validation_split", low=0.0, high=1.0, low_open=True, high_open=True),
+        lab_test_accuracy=s.number("lab_test_accuracy", low=0.0, high=1.0, default=None),
+    )
+    s.done()
+    return exercise
+
+
+def _layer(s: _Section) -> Layer:
+    layer = Layer(
+        units=s.integer("units", minimum=1),
+        activation=s.choice("activation", ACTIVATIONS, what="activation (or null for none)", default=None),
+    )
+    s.done()
+    return layer
+
+
+def _report(s: _Section) -> ReportSettings:
+    settings = ReportSettings(language=s.choice("language", LANGUAGES, default="en"))
+    s.done()
+    return settings
+
+
+def _sha256(s: _Section, key: str) -> str:
+    value = s.string(key).lower()
+    if not _SHA256.match(value):
+        raise ParamsError(f"{s.key(key)}: expected 64 hexadecimal digits (a sha256), got {value!r}")
+    return value
+
+
+def _choice(value: Any, where: str, allowed: tuple[str, ...], what: str = "value") -> str:
+    if isinstance(value, str) and value in allowed:
+        return value
+    hint = ""
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ParamsError(f"{where}: unknown {what} {value!r}; allowed: {', '.join(allowed)}{hint}")
+
+
+_T = TypeVar("_T")
+_MISSING = object()
+
+
+class _Section:
+    """A mapping under validation: typed getters that name the full key on error."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, dict):
+            where = path or "the top level"
+            raise ParamsError(f"{where}: expected a mapping of keys, got {_describe(data)}")
+        self.data = data
+        self.path = path
+        self.name = path.rsplit(".", 1)[-1]
+        self.seen: set[str] = set()
+
+    def key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str, default: Any = _MISSING) -> Any:
+        self.seen.add(key)
+        if key in self.data:
+            return self.data[key]
+        if default is not _MISSING:
+            return default
+        raise ParamsError(f"{self.key(key)}: missing (required)")
+
+    def section(self, key: str) -> _Section:
+        return _Section(self._get(key), self.key(key))
+
+    def mapping_of(self, key: str, build: Callable[[_Section], _T]) -> dict[str, _T]:
+        section = self.section(key)
+        if not section.data:
+            raise ParamsError(f"{section.path}: must not be empty")
+        result = {}
+        for name in section.data:
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ParamsError(
+                    f"{section.path}: {name!r} is not a valid name (letters, digits and _; a letter first)"
+                )
+            result[name] = build(section.section(name))
+        return result
+
+    def list_of(self, key: str) -> list[_Section]:
+        value = self._get(key)
+        if not isinstance(value, list) or not value:
+            raise ParamsError(f"{self.key(key)}: expected a non-empty list, got {_describe(value)}")
+        return [_Section(item, f"{self.key(key)}[{i}]") for i, item in enumerate(value)]
+
+    def string(self, key: str, default: Any = _MISSING) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise ParamsError(f"{self.key(key)}: expected a string, got {_describe(value)}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise ParamsError(f"{self.key(key)}: expected true or false, got {_describe(value)}")
+        return value
+
+    def integer(self, key: str, minimum: int) -> int:
+        value = self._get(key)
+        # bool is an int in Python; `epochs: yes` is a typo, not 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{self.key(key)}: expected an integer >= {minimum}, got {_describe(value)}")
+        if value < minimum:
+            raise ParamsError(f"{self.key(key)}: expected an integer >= {minimum}, got {value}")
+        return value
+
+    def number(
+        self,
+        key: str,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = False,
+        default: Any = _MISSING,
+    ) -> float:
+        value = self._get(key, default)
+        if value is None and default is None:
+            return None
+        allowed = _interval(low, high, low_open, high_open)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            hint = ""
+            if isinstance(value, str) and re.match(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$", value):
+                hint = " (YAML reads 1e-4 as text: write 1.0e-4 or 0.0001)"
+            raise ParamsError(f"{self.key(key)}: expected a number {allowed}, got {_describe(value)}{hint}")
+        value = float(value)
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or value != value:
+            raise ParamsError(f"{self.key(key)}: expected a number {allowed}, got {value:g}")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], what: str | None = None, default: Any = _MISSING) -> str:
+        value = self._get(key, default)
+        if value is None and default is None:
+            return None
+        return _choice(value, self.key(key), allowed, what or key.replace("_", " "))
+
+    def done(self) -> None:
+        """Fail on keys nobody asked for: a misspelt key must not be silently ignored."""
+        unknown = [k for k in self.data if k not in self.seen]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(str(key), sorted(self.seen), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            allowed = ", ".join(sorted(self.seen))
+            raise ParamsError(f"{self.key(str(key))}: unknown key; allowed here: {allowed}{hint}")
+
+
+def _interval(low, high, low_open, high_open) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return ""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (dict, list)):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    return f"{type(value).__name__} {value!r}"

@@ -1,0 +1,77 @@
+"""The one model factory every exercise uses, and its compile step. Imports Keras (TensorFlow)."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import keras
+
+from stages.config import Exercise, Layer
+
+_OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "nadam": keras.optimizers.Nadam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+_LOSSES = {
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+}
+
+
+def make_model(input_dim: int, layers: Sequence[Layer], name: str = "denselab") -> keras.Sequential:
+    """A Sequential stack of Dense layers on flat inputs of `input_dim` features."""
+    model = keras.Sequential(name=name)
+    model.add(keras.Input(shape=(input_dim,)))
+    for layer in layers:
+        model.add(keras.layers.Dense(layer.units, activation=layer.activation))
+    return model
+
+
+def compile_model(model: keras.Model, spec: Exercise, steps_per_execution: int = 1) -> keras.Model:
+    """Compile with the exercise's optimizer, learning rate and loss, and the lab's `metrics=['accuracy']`.
+
+    The test accuracy the lab reports is not this training metric but the argmax
+    accuracy on the test set, which the evaluate stage computes.
+    """
+    model.compile(
+        optimizer=_OPTIMIZERS[spec.optimizer](learning_rate=spec.learning_rate),
+        loss=_LOSSES[spec.loss](),
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def summarize(model: keras.Model) -> dict:
+    """The model summary as data: one row per layer (name, type, output shape, params) and totals."""
+    rows = [
+        {
+            "name": layer.name,
+            "type": type(layer).__name__,
+            "output_shape": [None, *layer.output.shape[1:]],
+            "params": int(layer.count_params()),
+        }
+        for layer in model.layers
+    ]
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    total = sum(row["params"] for row in rows)
+    return {"layers": rows, "total_params": total, "trainable_params": trainable, "non_trainable_params": total - trainable}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's wall time in `seconds`."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)

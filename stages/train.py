@@ -1,0 +1,139 @@
+"""Stage `train@<exercise>`: build, compile and fit one exercise's network exactly as the lab does.
+
+    python -m stages.train ex3 data/prepared/mnist_scaled data/models/ex3 reports/history/ex3.csv reports/summary/ex3.json
+
+Writes the model (`model.keras`) with its resolved settings (`params.json`) beside it,
+the per-epoch history as CSV (a DVC plot) and the model summary as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.cli import StageError, quiet_tensorflow, atomic_path, stage_main, write_text
+from stages.config import Exercise, load_params
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, verbose: int = 2):
+    """Fit a fresh model of `spec` on (x, y); return (model, history dict, seconds per epoch)."""
+    import keras
+
+    from stages.models import EpochTimer, compile_model, make_model
+
+    seed_everything(seed)
+    model = compile_model(make_model(x.shape[1], spec.layers), spec)
+    timer = EpochTimer()
+    # verbose=2: one line per epoch, no carriage-return progress bar in DVC's log.
+    history = model.fit(
+        x,
+        y,
+        batch_size=spec.batch_size,
+        epochs=spec.epochs,
+        validation_split=spec.validation_split,
+        shuffle=True,
+        verbose=verbose,
+        callbacks=[timer, keras.callbacks.TerminateOnNaN()],
+    )
+    return model, history.history, timer.seconds
+
+
+def history_csv(history: dict[str, list[float]]) -> str:
+    """The per-epoch history as CSV (epoch counted from 1), six significant digits."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for i in range(len(history["loss"])):
+        writer.writerow([i + 1] + [f"{history[c][i]:.6g}" for c in HISTORY_COLUMNS[1:]])
+    return out.getvalue()
+
+
+def versions() -> dict[str, str]:
+    """Versions of what trained the model, for the report's provenance."""
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def _load_training_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        x = np.load(folder / "x_train.npy", mmap_mode="r")
+        y = np.load(folder / "y_train.npy", mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{folder}: cannot read the prepared arrays ({exc}); run `dvc repro` to rebuild them") from exc
+    if x.ndim != 2 or y.shape != (len(x), 10) or x.dtype != np.float32:
+        raise StageError(f"{folder}: expected float32 x (n, d) and one-hot y (n, 10), got {x.shape} {x.dtype}, {y.shape}")
+    return x, y
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    """Command line: `python -m stages.train EXERCISE PREPARED_DIR MODEL_DIR HISTORY.csv SUMMARY.json`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("exercise")
+    parser.add_argument("prepared", type=Path)
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("history", type=Path)
+    parser.add_argument("summary", type=Path)
+    args = parser.parse_args(argv)
+    params = load_params()  # before TensorFlow is imported: a bad param fails in milliseconds
+    if args.exercise not in params.exercises:
+        raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
+    spec = params.exercises[args.exercise]
+    x, y = _load_training_arrays(args.prepared)
+    quiet_tensorflow()
+    print(f"{args.exercise}: training on {x.shape[0]} samples of {x.shape[1]} features, {spec.epochs} epochs", file=sys.stderr)
+
+    start = time.perf_counter()
+    model, history, seconds = train(x, y, spec, params.seed)
+    fit_seconds = time.perf_counter() - start
+    if len(history["loss"]) < spec.epochs:
+        raise StageError(f"{args.exercise}: training stopped after {len(history['loss'])} epochs (loss became NaN)")
+
+    from stages.models import summarize
+
+    with atomic_path(args.model_dir / "model.keras") as tmp:
+        model.save(tmp)
+    settings = {"exercise": args.exercise, "seed": params.seed, **dataclasses.asdict(spec)}
+    write_text(args.model_dir / "params.json", _json(settings))
+    write_text(args.history, history_csv(history))
+    summary = {
+        **summarize(model),
+        "input_dim": int(x.shape[1]),
+        "train_samples": int(x.shape[0]),
+        "seconds_per_epoch": round(float(np.median(seconds)), 3),
+        "fit_seconds": round(fit_seconds, 2),
+        "versions": versions(),
+    }
+    write_text(args.summary, _json(summary))
+    print(f"{args.exercise}: {np.median(seconds):.2f} s per epoch, saved {args.model_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
