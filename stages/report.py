@@ -1,0 +1,467 @@
+"""Stage `report`: the whole lab on one self-contained HTML page, rendered by Jinja2.
+
+    python -m stages.report reports/metrics reports/evaluation reports/summary reports/history reports/index.html
+
+Reads only what train and evaluate wrote under `reports/` (metrics, evaluation,
+history, summary) and params.yaml; never imports TensorFlow. Figures are drawn with
+matplotlib (Agg) and embedded as PNG data URIs, CSS is inlined: the file opens
+anywhere, offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import functools
+import io
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+import yaml
+
+from stages.cli import StageError, stage_main, write_text
+from stages.config import Exercise, InputVariant, Params, load_params
+
+TEMPLATES = Path(__file__).with_name("templates")
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+# A validation curve whose best value moved by less than this over the last epochs has flattened.
+PLATEAU_ACCURACY = 0.005
+PLATEAU_LOSS_REL = 0.02
+
+# Every fixed text the Python side puts on the page; the templates hold the rest.
+# Each is a message id of the catalogs in templates/messages/.
+MESSAGES = {
+    "best_class": "Best class: %(cls)s, with %(correct)s of %(support)s right (%(accuracy)s).",
+    "worst_class": "Worst class: %(cls)s, with %(correct)s of %(support)s right (%(accuracy)s); "
+    "%(wrong)s are misclassified.",
+    "confusion": "The most frequent confusion: class %(actual)s is taken for %(predicted)s "
+    "in %(count)s of %(support)s cases.",
+    "accuracy_overfit": "Validation accuracy levels off from epoch %(epoch)s (%(val)s) while training accuracy "
+    "keeps rising (%(start)s → %(end)s by epoch %(epochs)s): more epochs would mostly fit the training set.",
+    "loss_overfit": "Validation loss levels off from epoch %(epoch)s (%(val)s) while training loss keeps "
+    "falling (%(start)s → %(end)s by epoch %(epochs)s).",
+    "accuracy_flat": "Both accuracy curves are flat from epoch %(epoch)s: training has converged or stalled.",
+    "loss_flat": "Both loss curves are flat from epoch %(epoch)s: training has converged or stalled.",
+    "accuracy_improving": "Validation accuracy is still improving at the last epoch (%(epochs)s): "
+    "more epochs may help.",
+    "loss_improving": "Validation loss is still falling at the last epoch (%(epochs)s): more epochs may help.",
+    "comparison": "%(b)s differs from %(a)s only in its %(aspect)s (%(from)s → %(to)s): test accuracy "
+    "%(acc_a)s → %(acc_b)s, %(diff)s percentage points.",
+    # Figure labels and the settings a comparison can name.
+    "train": "Train",
+    "validation": "Validation",
+    "accuracy": "Accuracy",
+    "loss": "Loss",
+    "epoch": "Epoch",
+    "predicted": "Predicted class",
+    "actual": "Actual class",
+    "dataset": "dataset",
+    "layer sizes": "layer sizes",
+    "activations": "activations",
+    "input scaling": "input scaling",
+    "optimizer": "optimizer",
+    "learning rate": "learning rate",
+    "loss function": "loss function",
+    "batch size": "batch size",
+    "epochs": "epochs",
+    "validation split": "validation split",
+}
+
+
+@dataclass
+class ExerciseResult:
+    """Everything train and evaluate wrote for one exercise, with its settings."""
+
+    name: str
+    spec: Exercise
+    variant: InputVariant
+    metrics: dict
+    evaluation: dict
+    history: dict[str, list[float]]
+    summary: dict
+    class_names: list[str]
+    observations: list[Observation] = field(default_factory=list)
+    figures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def difference(self) -> float | None:
+        """Test accuracy minus the lab's, as a fraction (None if the lab reported none)."""
+        lab = self.spec.lab_test_accuracy
+        return None if lab is None else self.metrics["test_accuracy"] - lab
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One sentence of the report: an English message id and its already formatted values."""
+
+    message: str
+    values: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Number formatting, per language (also registered as the templates' filters)
+
+
+class Formatter:
+    """Formats numbers the way the report's language writes them (vi: 97,98% and 623.290)."""
+
+    def __init__(self, language: str):
+        self.decimal, self.group = (",", ".") if language == "vi" else (".", ",")
+
+    def _localize(self, text: str) -> str:
+        return text.replace(",", "\0").replace(".", self.decimal).replace("\0", self.group)
+
+    def number(self, value: float, digits: int = 2) -> str:
+        return self._localize(f"{value:,.{digits}f}")
+
+    def thousands(self, value: int) -> str:
+        return self._localize(f"{int(value):,}")
+
+    def percent(self, value: float | None, digits: int = 2) -> str:
+        return "–" if value is None else self._localize(f"{value * 100:.{digits}f}") + "%"
+
+    def points(self, value: float | None) -> str:
+        """A difference of two fractions in percentage points, with its sign."""
+        return "–" if value is None else self._localize(f"{value * 100:+.2f}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Observations derived from the data
+
+
+def class_observations(result: ExerciseResult, fmt: Formatter) -> list[Observation]:
+    """Best and worst class, and the most frequent confusion, from the confusion matrix."""
+    per_class = [c for c in result.evaluation["per_class"] if c["support"] > 0]
+    if not per_class:
+        return []
+    names = result.class_names
+    best = max(per_class, key=lambda c: (c["accuracy"], -c["class"]))
+    worst = min(per_class, key=lambda c: (c["accuracy"], c["class"]))
+
+    def described(c: dict) -> dict:
+        return {
+            "cls": names[c["class"]],
+            "correct": fmt.thousands(c["correct"]),
+            "support": fmt.thousands(c["support"]),
+            "accuracy": fmt.percent(c["accuracy"]),
+            "wrong": fmt.thousands(c["support"] - c["correct"]),
+        }
+
+    found = [
+        Observation(MESSAGES["best_class"], described(best)),
+        Observation(MESSAGES["worst_class"], described(worst)),
+    ]
+    matrix = result.evaluation["confusion_matrix"]
+    off_diagonal = [(matrix[a][p], a, p) for a in range(len(matrix)) for p in range(len(matrix)) if a != p]
+    count, actual, predicted = max(off_diagonal, key=lambda t: (t[0], -t[1], -t[2]))
+    if count > 0:
+        found.append(
+            Observation(
+                MESSAGES["confusion"],
+                {
+                    "actual": names[actual],
+                    "predicted": names[predicted],
+                    "count": fmt.thousands(count),
+                    "support": fmt.thousands(sum(matrix[actual])),
+                },
+            )
+        )
+    return found
+
+
+def _plateau_epoch(values: list[float], higher_is_better: bool, tolerance: Callable[[float], float]) -> int:
+    """The first epoch (1-based) after which the curve never improves by more than the tolerance."""
+    sign = 1.0 if higher_is_better else -1.0
+    for i, v in enumerate(values):
+        best_later = max(sign * w for w in values[i:])
+        if best_later - sign * v <= tolerance(v):
+            return i + 1
+    return len(values)
+
+
+def curve_observations(result: ExerciseResult, fmt: Formatter) -> list[Observation]:
+    """Whether the validation curves have flattened while the training curves still improve."""
+    h = result.history
+    n = len(h.get("loss", []))
+    if n < 3:
+        return []
+    found = []
+    for metric, higher, tol in (
+        ("accuracy", True, lambda v: PLATEAU_ACCURACY),
+        ("loss", False, lambda v: abs(v) * PLATEAU_LOSS_REL),
+    ):
+        train, val = h[metric], h[f"val_{metric}"]
+        epoch = _plateau_epoch(val, higher, tol)
+        train_gain = (train[-1] - train[epoch - 1]) * (1 if higher else -1)
+        values = {
+            "epoch": epoch,
+            "epochs": n,
+            "start": fmt.number(train[epoch - 1], 4),
+            "end": fmt.number(train[-1], 4),
+            "val": fmt.number(val[epoch - 1], 4),
+        }
+        if epoch < n and train_gain > tol(train[epoch - 1]):
+            outcome = "overfit"
+        elif epoch < n:
+            outcome = "flat"
+        else:
+            outcome = "improving"
+        message = MESSAGES[f"{metric}_{outcome}"]
+        found.append(Observation(message, values))
+    return found
+
+
+def _aspects(result: ExerciseResult) -> dict[str, Any]:
+    spec = result.spec
+    return {
+        "dataset": result.variant.dataset,
+        "layer sizes": tuple(layer.units for layer in spec.layers),
+        "activations": tuple(layer.activation or "none" for layer in spec.layers),
+        "input scaling": "x/255" if result.variant.divide_by_255 else "raw",
+        "optimizer": spec.optimizer,
+        "learning rate": spec.learning_rate,
+        "loss function": spec.loss,
+        "batch size": spec.batch_size,
+        "epochs": spec.epochs,
+        "validation split": spec.validation_split,
+    }
+
+
+def comparisons(
+    results: list[ExerciseResult], fmt: Formatter, translate: Callable[[str], str] = str
+) -> list[Observation]:
+    """For each pair of exercises that differ in exactly one setting, what that change did."""
+    found = []
+    for i, a in enumerate(results):
+        for b in results[i + 1 :]:
+            aspects_a, aspects_b = _aspects(a), _aspects(b)
+            changed = [k for k in aspects_a if aspects_a[k] != aspects_b[k]]
+            if len(changed) != 1:
+                continue
+            aspect = changed[0]
+
+            def show(value: Any) -> str:
+                return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+            diff = b.metrics["test_accuracy"] - a.metrics["test_accuracy"]
+            found.append(
+                Observation(
+                    MESSAGES["comparison"],
+                    {
+                        "a": a.name,
+                        "b": b.name,
+                        "aspect": translate(MESSAGES[aspect]),
+                        "from": show(aspects_a[aspect]),
+                        "to": show(aspects_b[aspect]),
+                        "acc_a": fmt.percent(a.metrics["test_accuracy"]),
+                        "acc_b": fmt.percent(b.metrics["test_accuracy"]),
+                        "diff": fmt.points(diff),
+                    },
+                )
+            )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def _png_data_uri(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render straight to PNG
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves_figure(history: dict[str, list[float]], labels: dict[str, str]) -> str:
+    """Accuracy and loss, train vs validation, side by side, as a PNG data URI."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    epochs = list(range(1, len(history["loss"]) + 1))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.plot(epochs, history[metric], marker="o", markersize=3, label=labels["train"])
+        ax.plot(epochs, history[f"val_{metric}"], marker="o", markersize=3, label=labels["validation"])
+        ax.set_title(labels[metric])
+        ax.set_xlabel(labels["epoch"])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    figure.tight_layout()
+    return _png_data_uri(figure)
+
+
+def confusion_figure(matrix: list[list[int]], class_names: list[str], labels: dict[str, str]) -> str:
+    """The confusion matrix as an annotated heatmap (the lab's Hình 9/14), as a PNG data URI.
+
+    Drawn with plain matplotlib: importing seaborn alone costs more than a second.
+    """
+    plt = _pyplot()
+    n = len(matrix)
+    figure, ax = plt.subplots(figsize=(6.4, 5.2))
+    image = ax.imshow(matrix, cmap="Blues")
+    peak = max(max(row) for row in matrix) or 1
+    for a in range(n):
+        for p in range(n):
+            value = matrix[a][p]
+            ax.text(p, a, str(value), ha="center", va="center", fontsize=8, color="white" if value > peak / 2 else "black")
+    ax.set_xticks(range(n), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel(labels["predicted"])
+    ax.set_ylabel(labels["actual"])
+    figure.colorbar(image, ax=ax, fraction=0.046)
+    figure.tight_layout()
+    return _png_data_uri(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jinja2
+
+
+@functools.lru_cache(maxsize=None)
+def load_catalog(language: str) -> dict[str, str]:
+    """The message catalog of a language (English message -> translation); empty for English."""
+    if language == "en":
+        return {}
+    path = TEMPLATES / "messages" / f"{language}.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def make_environment(language: str = "en") -> jinja2.Environment:
+    """The report's one Jinja2 environment: autoescaping, templates beside this module, filters, i18n."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
+    catalog = load_catalog(language)
+    fmt = Formatter(language)
+    env.install_gettext_callables(
+        gettext=lambda message: catalog.get(message, message),
+        ngettext=lambda singular, plural, n: catalog.get(singular if n == 1 else plural, singular if n == 1 else plural),
+        newstyle=True,
+    )
+    env.filters.update(percent=fmt.percent, thousands=fmt.thousands, number=fmt.number, points=fmt.points)
+    env.globals.update(language=language)
+    return env
+
+
+def render(env: jinja2.Environment, **context: Any) -> str:
+    """Render the page from named values."""
+    return env.get_template("report.html.j2").render(**context)
+
+
+def build_report(results: list[ExerciseResult], params: Params, provenance: dict[str, Any]) -> str:
+    """The HTML page for these results: observations, figures, then one render call."""
+    language = params.report.language
+    env = make_environment(language)
+    fmt = Formatter(language)
+    catalog = load_catalog(language)
+
+    def translate(message: str) -> str:
+        return catalog.get(message, message)
+
+    labels = {key: translate(MESSAGES[key]) for key in ("train", "validation", "accuracy", "loss", "epoch", "predicted", "actual")}
+    for result in results:
+        result.observations = class_observations(result, fmt) + curve_observations(result, fmt)
+        result.figures = {
+            "curves": curves_figure(result.history, labels),
+            "confusion": confusion_figure(result.evaluation["confusion_matrix"], result.class_names, labels),
+        }
+    return render(
+        env,
+        results=results,
+        comparisons=comparisons(results, fmt, translate),
+        datasets=params.datasets,
+        provenance=provenance,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# I/O
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """A history CSV (epoch, loss, accuracy, val_loss, val_accuracy) as columns of floats."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {column: [float(row[column]) for row in rows] for column in (rows[0] if rows else {})}
+
+
+def load_results(params: Params, folders: dict[str, Path]) -> list[ExerciseResult]:
+    """Read what train and evaluate wrote (folders: metrics, evaluation, summary, history) for every exercise."""
+    results = []
+    for name, spec in params.exercises.items():
+        paths = {
+            kind: folders[kind] / f"{name}.{'csv' if kind == 'history' else 'json'}"
+            for kind in ("metrics", "evaluation", "summary", "history")
+        }
+        missing = [str(p) for p in paths.values() if not p.is_file()]
+        if missing:
+            raise StageError(f"{name}: missing {', '.join(missing)}; run `dvc repro` to train and evaluate it")
+        variant = params.inputs[spec.inputs]
+        results.append(
+            ExerciseResult(
+                name=name,
+                spec=spec,
+                variant=variant,
+                metrics=json.loads(paths["metrics"].read_text()),
+                evaluation=json.loads(paths["evaluation"].read_text()),
+                summary=json.loads(paths["summary"].read_text()),
+                history=read_history(paths["history"]),
+                class_names=CLASS_NAMES[variant.dataset],
+            )
+        )
+    return results
+
+
+def provenance(results: list[ExerciseResult]) -> dict[str, Any]:
+    """Git revision and library versions the results came from."""
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        revision = None
+    versions = results[0].summary.get("versions", {}) if results else {}
+    return {"revision": revision, "versions": versions}
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    """Command line: `python -m stages.report METRICS_DIR EVALUATION_DIR SUMMARY_DIR HISTORY_DIR OUT.html`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for kind in ("metrics", "evaluation", "summary", "history"):
+        parser.add_argument(kind, type=Path, help=f"the folder of the {kind} files")
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    params = load_params()
+    folders = {kind: getattr(args, kind) for kind in ("metrics", "evaluation", "summary", "history")}
+    results = load_results(params, folders)
+    write_text(args.out, build_report(results, params, provenance(results)))
+    print(f"report: wrote {args.out} ({len(results)} exercises)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
