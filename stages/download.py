@@ -94,8 +94,16 @@ def _fetch_once(url: str, dest: Path, timeout: float) -> None:
         raise _Transient(f"{url}: truncated download: got {done} of {total} bytes")
 
 
-def fetch(url: str, dest: Path, timeout: float = TIMEOUT, retries: int = RETRIES, backoff: float = BACKOFF) -> Path:
-    """Download `url` to `dest`, retrying transient failures with exponential backoff."""
+def fetch(
+    url: str, dest: Path, timeout: float | None = None, retries: int | None = None, backoff: float | None = None
+) -> Path:
+    """Download `url` to `dest`, retrying transient failures with exponential backoff.
+
+    Unset arguments take the module's TIMEOUT, RETRIES and BACKOFF.
+    """
+    timeout = TIMEOUT if timeout is None else timeout
+    retries = RETRIES if retries is None else retries
+    backoff = BACKOFF if backoff is None else backoff
     for attempt in range(retries + 1):
         try:
             _log(f"downloading {url}")
