@@ -1,0 +1,249 @@
+"""The HTML report: parsed with selectors, escaped, data-driven, translated, TensorFlow-free, seen in a browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from bs4 import BeautifulSoup
+
+from stages import report as R
+from stages.config import parse_params
+from tests.conftest import ROOT
+
+FOLDERS = ("metrics", "evaluation", "summary", "history")
+
+
+def _matrix(accuracy_by_class: list[float], confused: tuple[int, int, int] | None = None, support: int = 100) -> list[list[int]]:
+    """A 10x10 confusion matrix with the given per-class accuracies; the misses go to the next class."""
+    m = np.zeros((10, 10), dtype=int)
+    for c, acc in enumerate(accuracy_by_class):
+        right = round(acc * support)
+        m[c, c] = right
+        m[c, (c + 1) % 10] = support - right
+    if confused:
+        actual, predicted, count = confused
+        m[actual, (actual + 1) % 10] -= count
+        m[actual, predicted] += count
+    return m.tolist()
+
+
+def write_results(folder: Path, params_data: dict, matrices: dict[str, list[list[int]]] | None = None) -> dict[str, Path]:
+    """What train and evaluate would write, for every exercise of params_data."""
+    from stages.evaluate import classification_report
+
+    folders = {kind: folder / kind for kind in FOLDERS}
+    for path in folders.values():
+        path.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(params_data["exercises"]):
+        matrix = np.array((matrices or {}).get(name) or _matrix([0.9 - 0.05 * (c % 3) - 0.01 * i for c in range(10)]))
+        y_true = np.repeat(np.arange(10), matrix.sum(axis=1))
+        y_pred = np.concatenate([np.repeat(np.arange(10), row) for row in matrix])
+        report = classification_report(y_true, y_pred)
+        (folders["metrics"] / f"{name}.json").write_text(json.dumps({"test_accuracy": report["accuracy"], "test_loss": 0.05}))
+        (folders["evaluation"] / f"{name}.json").write_text(json.dumps(report))
+        layers = params_data["exercises"][name]["layers"]
+        summary = {
+            "layers": [
+                {"name": f"dense_{j}", "type": "Dense", "output_shape": [None, layer["units"]], "params": 1000 + j}
+                for j, layer in enumerate(layers)
+            ],
+            "total_params": 623290, "trainable_params": 623290, "non_trainable_params": 0,
+            "input_dim": 784, "train_samples": 60000, "seconds_per_epoch": 1.5, "fit_seconds": 30.0,
+            "versions": {"tensorflow": "2.21.0", "keras": "3.15.1"},
+        }
+        (folders["summary"] / f"{name}.json").write_text(json.dumps(summary))
+        epochs = params_data["exercises"][name]["epochs"]
+        rows = ["epoch,loss,accuracy,val_loss,val_accuracy"]
+        for e in range(1, epochs + 1):
+            # Training keeps improving; validation flattens after epoch 5.
+            rows.append(f"{e},{1 / e:.6g},{1 - 0.5 / e:.6g},{max(1 / e, 0.2):.6g},{min(1 - 0.5 / e, 0.9):.6g}")
+        (folders["history"] / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    return folders
+
+
+def render(tmp_path: Path, params_data: dict, matrices=None) -> BeautifulSoup:
+    params = parse_params(params_data)
+    results = R.load_results(params, write_results(tmp_path, params_data, matrices))
+    html = R.build_report(results, params, {"revision": "abc1234", "versions": {"keras": "3"}})
+    (tmp_path / "index.html").write_text(html)
+    return BeautifulSoup(html, "lxml")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory, params_data) -> BeautifulSoup:
+    return render(tmp_path_factory.mktemp("page"), params_data)
+
+
+def test_overview_has_one_row_per_exercise_with_lab_comparison(page, params_data):
+    rows = page.select("table.overview tbody tr")
+    assert [row["data-exercise"] for row in rows] == list(params_data["exercises"])
+    ex3 = page.select_one('table.overview tr[data-exercise="ex3"]')
+    cells = [td.get_text(strip=True) for td in ex3.select("td")]
+    assert cells[1:6] == ["mnist", "784 (relu), 10 (sigmoid)", "x/255", "0.01", "20"]
+    assert cells[7] == "97.98%"  # the lab's figure, from params
+
+
+def test_every_exercise_has_all_sections(page, params_data):
+    for name in params_data["exercises"]:
+        section = page.select_one(f"section#ex-{name}")
+        assert section is not None
+        assert section.select_one(".model-summary .total-params").get_text() == "623,290"
+        assert len(section.select(".model-summary tbody tr")) == len(params_data["exercises"][name]["layers"])
+        assert len(section.select("figure.curves img")) == 1
+        assert len(section.select("figure.confusion img")) == 1
+        assert len(section.select(".per-class tbody tr")) == 10
+        assert len(section.select(".observations li")) >= 4
+        assert section.select_one(".hyperparameters")
+
+
+def test_figures_are_embedded_pngs_and_nothing_is_fetched(page):
+    images = page.select("img")
+    assert len(images) == 2 * 5
+    for img in images:
+        assert img["src"].startswith("data:image/png;base64,")
+        assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for tag in page.select("[src], [href]"):
+        value = tag.get("src") or tag.get("href")
+        assert value.startswith(("data:", "#")), value
+    assert not page.select("script, link[rel=stylesheet]")
+    assert page.select_one("style").get_text().strip()
+
+
+def test_observations_match_the_labs_kind_of_comment(page):
+    text = page.select_one("section#ex-ex3 .observations").get_text(" ", strip=True)
+    assert "Validation accuracy levels off from epoch" in text
+    assert "training accuracy keeps rising" in text
+    comparisons = [li.get_text(" ", strip=True) for li in page.select("#comparisons li")]
+    assert any(c.startswith("ex2 differs from ex1 only in its activations (sigmoid, sigmoid → relu, sigmoid)") for c in comparisons)
+    assert any(c.startswith("ex3 differs from ex2 only in its input scaling (raw → x/255)") for c in comparisons)
+
+
+def test_observations_follow_the_confusion_matrix(tmp_path, params_data):
+    first = _matrix([0.99, 0.98, 0.97, 0.96, 0.95, 0.97, 0.98, 0.97, 0.96, 0.97], confused=(4, 9, 5))
+    second = _matrix([0.90, 0.99, 0.80, 0.96, 0.95, 0.97, 0.98, 0.97, 0.96, 0.97], confused=(2, 7, 15))
+    texts = []
+    for i, matrix in enumerate((first, second)):
+        soup = render(tmp_path / str(i), params_data, {"ex3": matrix})
+        texts.append([li.get_text(" ", strip=True) for li in soup.select("section#ex-ex3 .observations li")][:3])
+    assert texts[0] == [
+        "Best class: 0, with 99 of 100 right (99.00%).",
+        "Worst class: 4, with 95 of 100 right (95.00%); 5 are misclassified.",
+        "The most frequent confusion: class 4 is taken for 9 in 5 of 100 cases.",
+    ]
+    assert texts[1] == [
+        "Best class: 1, with 99 of 100 right (99.00%).",
+        "Worst class: 2, with 80 of 100 right (80.00%); 20 are misclassified.",
+        "The most frequent confusion: class 2 is taken for 7 in 15 of 100 cases.",
+    ]
+
+
+@pytest.mark.parametrize("payload", ["<script>alert(1)</script>", '"onerror="alert(1)', "<img src=x onerror=alert(1)>"])
+def test_text_from_params_and_data_is_escaped(tmp_path, params_copy, monkeypatch, payload):
+    params_copy["exercises"]["ex2"]["description"] = payload
+    monkeypatch.setitem(R.CLASS_NAMES, "mnist", [payload] + [str(i) for i in range(1, 10)])
+    soup = render(tmp_path, params_copy)
+    assert soup.select_one("section#ex-ex2 .description").get_text() == payload
+    assert soup.select_one("section#ex-ex2 .per-class tbody td").get_text() == payload
+    assert not soup.select("script")
+    assert all(set(tag.attrs) <= {"src", "alt", "href", "class", "id", "lang", "charset", "name", "content", "data-exercise", "colspan"} for tag in soup.find_all(True))
+    assert payload not in (tmp_path / "index.html").read_text()
+
+
+def test_vietnamese_page(tmp_path, params_copy):
+    params_copy["report"]["language"] = "vi"
+    soup = render(tmp_path, params_copy)
+    assert soup.html["lang"] == "vi"
+    assert soup.select_one("#overview h2").get_text() == "Tổng quan"
+    ex3 = soup.select_one("section#ex-ex3 .observations").get_text(" ", strip=True)
+    assert "Mô hình dự đoán chính xác nhất ở class" in ex3
+    assert "97,98%" in soup.select_one('table.overview tr[data-exercise="ex3"]').get_text()
+    assert "623.290" in soup.select_one("section#ex-ex3 .total-params").get_text()
+
+
+def test_vietnamese_catalog_covers_every_message():
+    catalog = R.load_catalog("vi")
+    env = R.make_environment("en")
+    wanted = set(R.MESSAGES.values())
+    for template in R.TEMPLATES.rglob("*.j2"):
+        wanted |= {msg for _, _, msg in env.extract_translations(template.read_text()) if isinstance(msg, str)}
+    assert sorted(wanted - set(catalog)) == []
+    for message, translation in catalog.items():
+        placeholders = sorted(re.findall(r"%\((\w+)\)s", message))
+        assert sorted(re.findall(r"%\((\w+)\)s", translation)) == placeholders, message
+
+
+def test_report_main_never_imports_tensorflow(tmp_path, params_data):
+    folders = write_results(tmp_path / "reports", params_data)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    code = (
+        "import sys; from stages.report import main; "
+        f"main({[str(folders[k]) for k in FOLDERS] + [str(tmp_path / 'index.html')]!r}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert (tmp_path / "index.html").stat().st_size > 10_000
+
+
+def test_missing_results_name_the_file(tmp_path, params_data):
+    folders = write_results(tmp_path, params_data)
+    (folders["metrics"] / "ex2.json").unlink()
+    with pytest.raises(R.StageError, match=r"ex2: missing .*metrics/ex2.json; run `dvc repro`"):
+        R.load_results(parse_params(params_data), folders)
+
+
+# --- a real browser ----------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("DENSELAB_REQUIRE_BROWSER"),
+    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+)
+
+
+@needs_browser
+def test_page_renders_in_headless_chromium(tmp_path, params_data):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    render(tmp_path, params_data)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get((tmp_path / "index.html").as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
+        )
+        assert len(images) == 10 and all(done and w > 100 and h > 100 for done, w, h in images)
+        assert driver.execute_script("return document.querySelectorAll('table.overview tbody tr').length") == 5
+        shot = tmp_path / "report.png"
+        driver.save_screenshot(str(shot))
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+    assert errors == []
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.shape[1] >= 1000 and pixels.std() > 10  # not blank
+    keep = os.environ.get("DENSELAB_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)

@@ -1,0 +1,56 @@
+"""Training: the lab's fit on tiny data, reproducible from the seed; history as CSV."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from stages.config import InputVariant, load_params
+from stages.prepare import prepare
+from tests.conftest import ROOT
+from tests.fixtures import mnist_arrays
+
+pytest.importorskip("keras")
+
+from stages.train import HISTORY_COLUMNS, history_csv, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    data = prepare(mnist_arrays(n_train=200), InputVariant("mnist", divide_by_255=True))
+    spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], epochs=3)
+    return data, spec
+
+
+def test_train_fits_the_labs_way_and_learns(tiny):
+    data, spec = tiny
+    model, history, seconds = train(data["x_train"], data["y_train"], spec, seed=1, verbose=0)
+    assert set(HISTORY_COLUMNS[1:]) <= set(history)
+    assert len(history["loss"]) == 3 and len(seconds) == 3
+    assert history["loss"][-1] < history["loss"][0]
+    predictions = model.predict(data["x_test"], verbose=0).argmax(axis=1)
+    assert (predictions == data["y_test"]).mean() > 0.5  # the synthetic classes are easy
+
+
+def test_same_seed_same_history_and_weights(tiny):
+    data, spec = tiny
+    runs = [train(data["x_train"], data["y_train"], spec, seed=7, verbose=0) for _ in range(2)]
+    assert runs[0][1] == runs[1][1]
+    for a, b in zip(runs[0][0].get_weights(), runs[1][0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_validation_split_holds_out_the_last_fifth(tiny):
+    data, spec = tiny
+    # Corrupt only the last 20% of labels: validation accuracy must collapse, training accuracy not.
+    y = data["y_train"].copy()
+    y[160:] = np.roll(y[160:], 1, axis=1)
+    _, history, _ = train(data["x_train"], y, dataclasses.replace(spec, epochs=4), seed=1, verbose=0)
+    assert history["accuracy"][-1] > 0.8 and history["val_accuracy"][-1] < 0.3
+
+
+def test_history_csv():
+    text = history_csv({"loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.3], "val_accuracy": [0.7, 1 / 3]})
+    assert text == "epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.8,0.6,0.7\n2,0.25,0.9,0.3,0.333333\n"
