@@ -6,10 +6,12 @@ previous one left (as a user would work): build, rebuild, edit, revert, compare.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ PROJECT_FILES = (
     "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots/curves.json",
 )
 ALL_STAGES = {
+    "validate",
     "download@mnist", "download@cifar10",
     "prepare@mnist_raw", "prepare@mnist_scaled", "prepare@cifar10_scaled",
     *(f"{kind}@{ex}" for kind in ("train", "evaluate") for ex in ("baseline", "ex1", "ex2", "ex3", "ex5")),
@@ -76,6 +79,33 @@ class Project:
 
     def read(self, relative: str) -> bytes:
         return (self.path / relative).read_bytes()
+
+    def snapshot(self) -> dict[str, str]:
+        """sha256 of every output and of dvc.lock: what must survive a failed run untouched."""
+        files = [self.path / "dvc.lock", *(self.path / "data").rglob("*"), *(self.path / "reports").rglob("*")]
+        return {str(f.relative_to(self.path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        """Start `dvc ARGS` in its own process group, output to a log file."""
+        log = open(self.path.parent / f"bg-{time.monotonic_ns()}.log", "w+")
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=self.path, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log = log
+        return proc
+
+
+def wait_for(proc: subprocess.Popen, pattern: str, timeout: float = 300) -> None:
+    """Block until the process's log matches `pattern`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc.log.seek(0)
+        if re.search(pattern, proc.log.read()):
+            return
+        if proc.poll() is not None:
+            proc.log.seek(0)
+            raise AssertionError(f"process ended before {pattern!r}:\n{proc.log.read()}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {pattern!r}")
 
 
 def make_project(tmp: Path) -> Project:
@@ -214,3 +244,165 @@ def test_metrics_and_plots_compare_two_commits(project):
     project.run("dvc", "plots", "show", "-o", "dvc_plots")
     page = (project.path / "dvc_plots" / "index.html").read_text()
     assert "ex5 learning curves" in page and "ex3 confusion matrix" in page
+
+
+# --- bad params, interruptions, concurrent runs ---------------------------------------------------
+
+BAD_PARAMS = [
+    # (dotted key, value, text the error must contain)
+    ("exercises.ex2.epochs", "ten", "exercises.ex2.epochs: expected an integer >= 1, got str 'ten'"),
+    ("exercises.ex2.epochs", True, "exercises.ex2.epochs: expected an integer >= 1, got a boolean"),
+    ("exercises.ex2.epochs", 0, "exercises.ex2.epochs: expected an integer >= 1, got 0"),
+    ("exercises.ex3.batch_size", -1, "exercises.ex3.batch_size: expected an integer >= 1"),
+    ("exercises.ex1.layers.0.units", 0, "exercises.ex1.layers[0].units: expected an integer >= 1"),
+    ("exercises.ex1.learning_rate", 0, "exercises.ex1.learning_rate: expected a number > 0"),
+    ("exercises.ex1.learning_rate", "1e-3", "write 1.0e-4 or 0.0001"),
+    ("exercises.ex5.validation_split", 0, "exercises.ex5.validation_split: expected a number in (0, 1)"),
+    ("exercises.ex5.validation_split", 1, "exercises.ex5.validation_split: expected a number in (0, 1)"),
+    ("exercises.ex5.validation_split", 1.5, "exercises.ex5.validation_split: expected a number in (0, 1)"),
+    ("exercises.ex2.layers.0.activation", "sigmod", "did you mean 'sigmoid'?"),
+    ("exercises.ex2.loss", "mse", "unknown loss 'mse'"),
+    ("exercises.ex2.optimizer", "adamm", "did you mean 'adam'?"),
+    ("exercises.ex2.optimiser", "adam", "exercises.ex2.optimiser: unknown key"),
+    ("exercises.ex3.layers.1.units", 7, "must have 10 units"),
+    ("inputs.mnist_raw.dataset", "mnistt", "did you mean 'mnist'?"),
+    ("datasets.mnist.sha256", "123abc", "datasets.mnist.sha256: expected 64 hexadecimal digits"),
+    ("report.language", "de", "report.language: unknown language 'de'"),
+    ("seed", None, "seed: expected an integer >= 0, got nothing"),
+]
+
+
+def _set(data, dotted, value):
+    *parents, last = dotted.split(".")
+    for key in parents:
+        data = data[int(key)] if isinstance(data, list) else data[key]
+    data[last] = value
+
+
+def test_bad_params_fail_fast_and_touch_nothing(project):
+    good = project.read("params.yaml")
+    before = project.snapshot()
+    try:
+        for key, value, message in BAD_PARAMS:
+            project.edit(lambda d: _set(d, key, value))
+            start = time.monotonic()
+            out = project.run("dvc", "repro", check=False)
+            elapsed = time.monotonic() - start
+            log = out.stdout + out.stderr
+            assert out.returncode != 0, (key, log)
+            assert message in log, (key, log)
+            assert "Running stage 'validate'" in log and len(re.findall("Running stage", log)) == 1, log
+            assert elapsed < 15, (key, elapsed)
+            assert project.snapshot() == before, key
+            (project.path / "params.yaml").write_bytes(good)
+        # Broken YAML: DVC itself refuses to read the pipeline, and names the file.
+        (project.path / "params.yaml").write_text(good.decode() + "\nexercises: [\n")
+        out = project.run("dvc", "repro", check=False)
+        assert out.returncode != 0 and "params.yaml" in out.stdout + out.stderr
+        assert project.snapshot() == before
+    finally:
+        (project.path / "params.yaml").write_bytes(good)
+    ran, log = project.repro()
+    assert ran <= {"validate"}, log
+
+
+def test_validation_runs_before_tensorflow_is_imported(project):
+    bad = project.params()
+    bad["exercises"]["ex2"]["epochs"] = 0
+    (project.path.parent / "bad").mkdir(exist_ok=True)
+    (project.path.parent / "bad" / "params.yaml").write_text(yaml.safe_dump(bad))
+    code = (
+        "import sys\n"
+        "from stages.train import main\n"
+        "try:\n    main(['ex2', 'x', 'y', 'z', 'w'])\n"
+        "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n"
+    )
+    env = {**project.env, "PYTHONPATH": str(project.path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=project.path.parent / "bad", env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["2", "False"], out.stderr
+    assert "exercises.ex2.epochs: expected an integer >= 1, got 0" in out.stderr
+
+
+def test_sigkill_during_training_then_repro_recovers(project):
+    project.edit(lambda d: d["exercises"]["ex2"].update(epochs=60))
+    proc = project.popen("repro")
+    try:
+        wait_for(proc, r"Epoch 3/60")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not [p for p in (project.path / "data").rglob("*.tmp*")] or True  # temp files are cleaned below
+    ran, log = project.repro()
+    assert "train@ex2" in ran and "Epoch 60/60" in log, log
+    model = project.path / "data/models/ex2/model.keras"
+    code = f"import keras; m = keras.models.load_model({str(model)!r}); print(m.count_params())"
+    out = project.run(sys.executable, "-c", code)
+    assert out.stdout.strip().endswith("623290")
+    metrics = json.loads(project.read("reports/metrics/ex2.json"))
+    assert set(metrics) == {"test_accuracy", "test_loss"}
+    assert project.status() == set()
+    assert not list((project.path / "data").rglob(".*.tmp*"))
+
+
+def test_a_second_repro_fails_fast_while_one_runs(project):
+    project.edit(lambda d: d["exercises"]["ex2"].update(epochs=8))
+    first = project.popen("repro")
+    try:
+        wait_for(first, r"Running stage 'train@ex2'")
+        start = time.monotonic()
+        second = project.run("dvc", "repro", check=False)
+        assert second.returncode != 0
+        assert "Unable to acquire lock" in second.stdout + second.stderr
+        assert time.monotonic() - start < 30
+        assert first.wait(timeout=600) == 0
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert project.status() == set()
+    project.run("git", "checkout", "params.yaml")
+    project.repro()
+
+
+# --- experiments and sharing ----------------------------------------------------------------------
+
+
+def test_experiment_with_a_changed_param(project):
+    project.commit("before experiments")
+    project.run("dvc", "exp", "run", "-n", "lr-small", "-S", "exercises.ex2.learning_rate=0.001")
+    table = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
+    exps = [e for rev in table for e in (rev.get("experiments") or [])]
+    names = {run["name"]: run for e in exps for run in e.get("revs", [])}
+    assert "lr-small" in names, table
+    data = names["lr-small"]["data"]
+    assert data["params"]["params.yaml"]["data"]["exercises"]["ex2"]["learning_rate"] == 0.001
+    assert "test_accuracy" in data["metrics"]["reports/metrics/ex2.json"]["data"]
+
+
+def test_queued_experiments_run_two_at_a_time(project):
+    for lr in ("0.002", "0.003"):
+        project.run("dvc", "exp", "run", "--queue", "-n", f"lr-{lr[-1]}", "-S", f"exercises.ex2.learning_rate={lr}")
+    project.run("dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = project.run("dvc", "queue", "status").stdout
+        if "Running" not in status and "Queued" not in status:
+            break
+        time.sleep(2)
+    assert "Failed" not in status, status
+    shown = project.run("dvc", "exp", "show", "--csv").stdout
+    assert "lr-2" in shown and "lr-3" in shown, shown
+    project.run("dvc", "queue", "stop", check=False)
+
+
+def test_sharing_through_a_remote_needs_no_training(project, tmp_path):
+    project.run("dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    project.commit("remote")
+    project.run("dvc", "push", "--run-cache")
+    clone = tmp_path / "clone"
+    project.run("git", "clone", "-q", str(project.path), str(clone), cwd=tmp_path)
+    project.run("dvc", "pull", cwd=clone)
+    out = project.run("dvc", "repro", cwd=clone)
+    assert "Running stage" not in out.stdout + out.stderr, out.stdout
+    assert (clone / "reports/index.html").read_bytes() == project.read("reports/index.html")
+    assert (clone / "data/models/ex5/model.keras").read_bytes() == project.read("data/models/ex5/model.keras")

@@ -1,0 +1,172 @@
+"""Side-by-side benchmark: the lab's plain script vs DenseLab's train stage, in alternating pairs.
+
+    python benchmarks/run.py                       # ex3 on real MNIST, ex5 on real-size random CIFAR-10
+    python benchmarks/run.py --pairs 5 --epochs 3 --project .    # also time a built pipeline
+
+Prints medians and DenseLab/lab ratios of seconds per epoch, stage wall time and peak RSS,
+then (with --project, a built DenseLab checkout) no-op `dvc repro`, the report stage and each
+stage's start-up cost. Timings on a shared machine are noisy: only ratios measured in the same
+run, alternating, are meaningful. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stages.config import IDX_FILES, load_params  # noqa: E402
+from stages.datasets import mnist_from_idx  # noqa: E402
+from stages.prepare import prepare  # noqa: E402
+
+
+def _peak_of(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float, str]:
+    """Run a command; return (wall seconds, its peak RSS in MiB, its stdout).
+
+    RUSAGE_CHILDREN is a running maximum over all children, so each command runs under a
+    fresh wrapper process whose only child it is.
+    """
+    wrapper = (
+        "import resource, subprocess, sys, json, time;"
+        "t = time.perf_counter();"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+        "w = time.perf_counter() - t;"
+        "sys.stderr.write(p.stderr[-3000:] if p.returncode else '');"
+        "print(json.dumps({'rc': p.returncode, 'wall': w, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 'out': p.stdout}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    result = json.loads(proc.stdout)
+    if result["rc"] != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+    return result["wall"], result["rss"], result["out"]
+
+
+def build_inputs(work: Path, mnist_dir: Path) -> dict[str, Path]:
+    """Raw npz files (real MNIST, random real-size CIFAR-10) and DenseLab's prepared arrays."""
+    params = load_params(ROOT / "params.yaml")
+    raw = {}
+    mnist = mnist_from_idx({n: mnist_dir / f"{n}.gz" for n in IDX_FILES}, params.datasets["mnist"].idx_sha256)
+    rng = np.random.default_rng(0)
+    cifar = {
+        "x_train": rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, (50000, 1), dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (10000, 32, 32, 3), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, (10000, 1), dtype=np.uint8),
+    }
+    for name, arrays in (("mnist", mnist), ("cifar10", cifar)):
+        raw[name] = work / f"{name}.npz"
+        np.savez(raw[name], **arrays)
+    for variant in ("mnist_scaled", "cifar10_scaled"):
+        spec = params.inputs[variant]
+        folder = work / "prepared" / variant
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, array in prepare(dict(np.load(raw[spec.dataset])), spec).items():
+            np.save(folder / f"{key}.npy", array)
+    return raw
+
+
+def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict[str, Path]) -> dict:
+    """Alternate the lab script and the train stage; return medians."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["exercises"][exercise]["epochs"] = epochs
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    spec = load_params(work / "params.yaml").exercises[exercise]
+    dataset = load_params(work / "params.yaml").inputs[spec.inputs].dataset
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    rows = {"lab": [], "denselab": []}
+    for i in range(pairs):
+        wall, rss, out = _peak_of(
+            [sys.executable, str(ROOT / "benchmarks/lab_script.py"), exercise, str(raw[dataset]), "--epochs", str(epochs)],
+            work, env,
+        )
+        lab = json.loads(out.strip().splitlines()[-1])
+        rows["lab"].append({"epoch": statistics.median(lab["seconds_per_epoch"]), "wall": wall, "rss": rss})
+        summary = work / "summary.json"
+        wall, rss, _ = _peak_of(
+            [sys.executable, "-m", "stages.train", exercise, str(work / "prepared" / spec.inputs), str(work / "model"),
+             str(work / "history.csv"), str(summary)],
+            work, env,
+        )
+        rows["denselab"].append({"epoch": json.loads(summary.read_text())["seconds_per_epoch"], "wall": wall, "rss": rss})
+        print(f"  {exercise} pair {i + 1}: lab {rows['lab'][-1]}, denselab {rows['denselab'][-1]}", flush=True)
+    medians = {who: {k: statistics.median(r[k] for r in runs) for k in ("epoch", "wall", "rss")} for who, runs in rows.items()}
+    return medians
+
+
+def bench_project(project: Path, repeats: int) -> dict:
+    """No-op `dvc repro`, the report stage, and each stage module's start-up cost, on a built project."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    results = {}
+    noop = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True, text=True)
+        noop.append(time.perf_counter() - start)
+        if "Running stage" in out.stdout:
+            raise SystemExit("the project is not built: `dvc repro` ran a stage")
+    results["noop dvc repro (s)"] = statistics.median(noop)
+    report = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "stages.report", "reports/metrics", "reports/evaluation", "reports/summary",
+             "reports/history", str(Path(tempfile.gettempdir()) / "denselab-bench-report.html")],
+            cwd=project, env=env, check=True, capture_output=True,
+        )
+        report.append(time.perf_counter() - start)
+    results["report stage (s)"] = statistics.median(report)
+    for module in ("validate", "download", "prepare", "train", "evaluate", "report"):
+        heavy = "; import keras" if module in ("train", "evaluate") else ""
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", f"import stages.{module}{heavy}"], cwd=project, env=env, check=True)
+            times.append(time.perf_counter() - start)
+        code = f"import sys, stages.{module}; print('tensorflow' in sys.modules)"
+        tf = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True).stdout.strip()
+        results[f"start-up {module} (s){' incl. keras' if heavy else ''}"] = statistics.median(times)
+        results[f"{module} imports tensorflow at import time"] = tf
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--exercises", nargs="+", default=["ex3", "ex5"])
+    parser.add_argument("--mnist", type=Path, default=ROOT.parent / "shared" / "datasets" / "mnist")
+    parser.add_argument("--project", type=Path, help="a built DenseLab checkout to time dvc repro and the report on")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="denselab-bench-") as tmp:
+        work = Path(tmp)
+        print("preparing inputs ...", flush=True)
+        raw = build_inputs(work, args.mnist)
+        for exercise in args.exercises:
+            m = bench_exercise(exercise, args.epochs, args.pairs, work, raw)
+            lab, dl = m["lab"], m["denselab"]
+            print(f"\n{exercise}: medians of {args.pairs} alternating pairs, {args.epochs} epochs each")
+            print(f"  {'':22}{'lab script':>12}{'DenseLab':>12}{'ratio':>8}")
+            for key, label in (("epoch", "seconds per epoch"), ("wall", "stage wall time (s)"), ("rss", "peak RSS (MiB)")):
+                print(f"  {label:22}{lab[key]:12.2f}{dl[key]:12.2f}{dl[key] / lab[key]:8.2f}")
+    if args.project:
+        print(f"\nbuilt project {args.project}:")
+        for key, value in bench_project(args.project.resolve(), args.repeats).items():
+            print(f"  {key:45} {value if isinstance(value, str) else f'{value:.2f}'}")
+
+
+if __name__ == "__main__":
+    main()
