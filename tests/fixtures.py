@@ -17,6 +17,22 @@ import numpy as np
 from stages.config import IDX_FILES
 
 
+DELETE = object()
+
+
+def set_key(data: dict, dotted: str, value) -> None:
+    """Set (or, with DELETE, remove) a dotted key of params data; list items by index ("layers.0.units")."""
+    *parents, last = dotted.split(".")
+    for key in parents:
+        data = data[int(key)] if isinstance(data, list) else data[key]
+    if value is DELETE:
+        del data[last]
+    elif isinstance(data, list):
+        data[int(last)] = value
+    else:
+        data[last] = value
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -6,6 +6,7 @@ import pytest
 
 from stages.config import ParamsError, load_params, parse_params
 from tests.conftest import ROOT
+from tests.fixtures import DELETE, set_key
 
 
 def test_real_params_hold_the_labs_settings():
@@ -24,24 +25,10 @@ def test_real_params_hold_the_labs_settings():
     }
 
 
-def _set(data: dict, dotted: str, value) -> None:
-    *parents, last = dotted.split(".")
-    for key in parents:
-        data = data[int(key)] if isinstance(data, list) else data[key]
-    if value is _DELETE:
-        del data[last]
-    elif isinstance(data, list):
-        data[int(last)] = value
-    else:
-        data[last] = value
-
-
-_DELETE = object()
-
 BAD = [
     # (dotted key to change, new value, text the error must contain)
     ("seed", "42", "seed: expected an integer"),
-    ("seed", _DELETE, "seed: missing"),
+    ("seed", DELETE, "seed: missing"),
     ("extra", 1, "extra: unknown key"),
     ("exercises.ex2.epochs", "ten", "exercises.ex2.epochs: expected an integer >= 1, got str 'ten'"),
     ("exercises.ex2.epochs", True, "exercises.ex2.epochs: expected an integer >= 1, got a boolean"),
@@ -77,7 +64,7 @@ BAD = [
 
 @pytest.mark.parametrize("key, value, message", BAD, ids=[f"{k}={v!r}"[:60] for k, v, _ in BAD])
 def test_bad_values_are_rejected_naming_the_key(params_copy, key, value, message):
-    _set(params_copy, key, value)
+    set_key(params_copy, key, value)
     with pytest.raises(ParamsError) as info:
         parse_params(params_copy)
     assert message in str(info.value)

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.fixtures import set_key
 from tests.fixtures import cifar_arrays, mnist_arrays, sha256, write_cifar_tar, write_mnist_npz
 
 PROJECT_FILES = (
@@ -269,14 +270,8 @@ BAD_PARAMS = [
     ("datasets.mnist.sha256", "123abc", "datasets.mnist.sha256: expected 64 hexadecimal digits"),
     ("report.language", "de", "report.language: unknown language 'de'"),
     ("seed", None, "seed: expected an integer >= 0, got nothing"),
+    ("exercises", {}, "exercises: must not be empty"),
 ]
-
-
-def _set(data, dotted, value):
-    *parents, last = dotted.split(".")
-    for key in parents:
-        data = data[int(key)] if isinstance(data, list) else data[key]
-    data[last] = value
 
 
 def test_bad_params_fail_fast_and_touch_nothing(project):
@@ -284,7 +279,7 @@ def test_bad_params_fail_fast_and_touch_nothing(project):
     before = project.snapshot()
     try:
         for key, value, message in BAD_PARAMS:
-            project.edit(lambda d: _set(d, key, value))
+            project.edit(lambda d: set_key(d, key, value))
             start = time.monotonic()
             out = project.run("dvc", "repro", check=False)
             elapsed = time.monotonic() - start
