@@ -21,8 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.fixtures import set_key
-from tests.fixtures import cifar_arrays, mnist_arrays, sha256, write_cifar_tar, write_mnist_npz
+from tests.fixtures import cifar_arrays, mnist_arrays, set_key, sha256, write_cifar_tar, write_mnist_npz
 
 PROJECT_FILES = (
     "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots/curves.json",
