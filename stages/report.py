@@ -49,6 +49,14 @@ MESSAGES = {
     "keeps rising (%(start)s → %(end)s by epoch %(epochs)s): more epochs would mostly fit the training set.",
     "loss_overfit": "Validation loss levels off from epoch %(epoch)s (%(val)s) while training loss keeps "
     "falling (%(start)s → %(end)s by epoch %(epochs)s).",
+    "accuracy_worse": "Validation accuracy was best at epoch %(epoch)s (%(val)s) and fell to %(last)s by epoch "
+    "%(epochs)s while training accuracy kept rising (%(start)s → %(end)s): the network overfits.",
+    "loss_worse": "Validation loss was lowest at epoch %(epoch)s (%(val)s) and rose to %(last)s by epoch %(epochs)s "
+    "while training loss kept falling (%(start)s → %(end)s): the network overfits.",
+    "accuracy_unstable": "Accuracy got worse after epoch %(epoch)s on both sets (validation %(val)s → %(last)s, "
+    "training %(start)s → %(end)s): training is unstable; a lower learning rate may help.",
+    "loss_unstable": "Loss got worse after epoch %(epoch)s on both sets (validation %(val)s → %(last)s, "
+    "training %(start)s → %(end)s): training is unstable; a lower learning rate may help.",
     "accuracy_flat": "Both accuracy curves are flat from epoch %(epoch)s: training has converged or stalled.",
     "loss_flat": "Both loss curves are flat from epoch %(epoch)s: training has converged or stalled.",
     "accuracy_improving": "Validation accuracy is still improving at the last epoch (%(epochs)s): "
@@ -189,7 +197,7 @@ def _plateau_epoch(values: list[float], higher_is_better: bool, tolerance: Calla
 
 
 def curve_observations(result: ExerciseResult, fmt: Formatter) -> list[Observation]:
-    """Whether the validation curves have flattened while the training curves still improve."""
+    """How the validation curves behave against the training curves: worsening, flat or improving."""
     h = result.history
     n = len(h.get("loss", []))
     if n < 3:
@@ -199,24 +207,29 @@ def curve_observations(result: ExerciseResult, fmt: Formatter) -> list[Observati
         ("accuracy", True, lambda v: PLATEAU_ACCURACY),
         ("loss", False, lambda v: abs(v) * PLATEAU_LOSS_REL),
     ):
+        sign = 1.0 if higher else -1.0
         train, val = h[metric], h[f"val_{metric}"]
-        epoch = _plateau_epoch(val, higher, tol)
-        train_gain = (train[-1] - train[epoch - 1]) * (1 if higher else -1)
+        best = max(range(n), key=lambda i: (sign * val[i], -i))
+        # Worse at the end than at its best, for at least two epochs: not a one-epoch blip.
+        worsened = best <= n - 3 and sign * (val[best] - val[-1]) > tol(val[best])
+        epoch = best + 1 if worsened else _plateau_epoch(val, higher, tol)
+        train_gain = sign * (train[-1] - train[epoch - 1])
         values = {
             "epoch": epoch,
             "epochs": n,
             "start": fmt.number(train[epoch - 1], 4),
             "end": fmt.number(train[-1], 4),
             "val": fmt.number(val[epoch - 1], 4),
+            "last": fmt.number(val[-1], 4),
         }
-        if epoch < n and train_gain > tol(train[epoch - 1]):
-            outcome = "overfit"
+        training_improves = train_gain > tol(train[epoch - 1])
+        if worsened:
+            outcome = "worse" if training_improves else "unstable"
         elif epoch < n:
-            outcome = "flat"
+            outcome = "overfit" if training_improves else "flat"
         else:
             outcome = "improving"
-        message = MESSAGES[f"{metric}_{outcome}"]
-        found.append(Observation(message, values))
+        found.append(Observation(MESSAGES[f"{metric}_{outcome}"], values))
     return found
 
 

@@ -247,3 +247,22 @@ def test_page_renders_in_headless_chromium(tmp_path, params_data):
     keep = os.environ.get("DENSELAB_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+@pytest.mark.parametrize(
+    "val_acc, train_acc, expected",
+    [
+        ([0.5, 0.7, 0.8, 0.85, 0.9], [0.5, 0.7, 0.8, 0.85, 0.9], "Validation accuracy is still improving at the last epoch (5)"),
+        ([0.5, 0.9, 0.9, 0.9, 0.9], [0.5, 0.9, 0.95, 0.97, 0.99], "Validation accuracy levels off from epoch 2 (0.9000)"),
+        ([0.5, 0.9, 0.85, 0.8, 0.7], [0.5, 0.9, 0.95, 0.97, 0.99], "Validation accuracy was best at epoch 2 (0.9000) and fell to 0.7000"),
+        ([0.5, 0.9, 0.85, 0.8, 0.7], [0.5, 0.9, 0.8, 0.75, 0.7], "Accuracy got worse after epoch 2 on both sets"),
+        ([0.5, 0.9, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9], "Both accuracy curves are flat from epoch 2"),
+    ],
+)
+def test_curve_observations_follow_the_curves(val_acc, train_acc, expected):
+    from types import SimpleNamespace
+
+    loss = [1.0, 0.5, 0.4, 0.3, 0.2]
+    result = SimpleNamespace(history={"accuracy": train_acc, "val_accuracy": val_acc, "loss": loss, "val_loss": loss})
+    first = R.curve_observations(result, R.Formatter("en"))[0]
+    assert (first.message % first.values).startswith(expected)
