@@ -163,9 +163,10 @@ def test_second_repro_runs_nothing(project):
 def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project):
     project.edit(lambda d: d["exercises"]["ex2"].update(epochs=3))
     # `dvc status` names the stages whose own deps changed; evaluate@ex2 follows from train@ex2.
-    assert project.status() == {"train@ex2", "report"}
+    # `validate` checks every params change; its unchanged marker makes nothing else stale.
+    assert project.status() == {"validate", "train@ex2", "report"}
     ran, log = project.repro()
-    assert ran == {"train@ex2", "evaluate@ex2", "report"}, log
+    assert ran == {"validate", "train@ex2", "evaluate@ex2", "report"}, log
     assert "Epoch 3/3" in log
 
 
@@ -205,14 +206,14 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(project):
     # ex2 switches to an existing variant: no prepare stage runs.
     project.edit(lambda d: d["exercises"]["ex2"].update(inputs="mnist_scaled"))
     ran, log = project.repro()
-    assert ran == {"train@ex2", "evaluate@ex2", "report"}, log
+    assert ran == {"validate", "train@ex2", "evaluate@ex2", "report"}, log
     # ex5 switches to a variant that does not exist yet: only that prepare runs, then ex5's stages.
     def raw_cifar(d):
         d["inputs"]["cifar10_raw"] = {"dataset": "cifar10", "divide_by_255": False}
         d["exercises"]["ex5"]["inputs"] = "cifar10_raw"
     project.edit(raw_cifar)
     ran, log = project.repro()
-    assert ran == {"prepare@cifar10_raw", "train@ex5", "evaluate@ex5", "report"}, log
+    assert ran == {"validate", "prepare@cifar10_raw", "train@ex5", "evaluate@ex5", "report"}, log
     project.run("git", "checkout", "params.yaml")
     ran, log = project.repro()
     assert not {r for r in ran if r.startswith("train")}, log  # back to cached results
