@@ -40,7 +40,15 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    # Two cores: both for each op; the feeding thread does not need a pool of its own.
+
+
+def configure_threads() -> None:
+    """One op at a time, each on every core: a dense network is a chain of ops, nothing runs beside.
+
+    Must run before TensorFlow executes its first op (so: from main, not from tests).
+    """
+    import tensorflow as tf
+
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet_tensorflow()
     print(f"{args.exercise}: training on {x.shape[0]} samples of {x.shape[1]} features, {spec.epochs} epochs", file=sys.stderr)
 
+    configure_threads()
     start = time.perf_counter()
     model, history, seconds = train(x, y, spec, params.seed)
     fit_seconds = time.perf_counter() - start
