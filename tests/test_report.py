@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from bs4 import BeautifulSoup
 
 from stages import report as R
