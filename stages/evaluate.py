@@ -91,8 +91,6 @@ def main(argv: list[str] | None = None) -> None:
     quiet_tensorflow()
     import keras
 
-    import stages.models  # noqa: F401  (registers the optimizer saved with the model)
-
     try:
         model = keras.models.load_model(args.model_dir / "model.keras")
     except (OSError, ValueError) as exc:

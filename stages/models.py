@@ -40,6 +40,16 @@ class FusedAdam(keras.optimizers.Adam):
         )
 
 
+def portable(model: keras.Model) -> keras.Model:
+    """Let the model save as plain Keras: a FusedAdam becomes the Adam it computes, state and all.
+
+    The .keras file then loads anywhere, without DenseLab, and training can go on from it.
+    """
+    if type(model.optimizer) is FusedAdam:
+        model.optimizer.__class__ = keras.optimizers.Adam
+    return model
+
+
 _OPTIMIZERS = {
     "adam": FusedAdam,
     "adamw": keras.optimizers.AdamW,

@@ -68,6 +68,7 @@ def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, verbose: int 
         batch_dataset(x[:split], y[:split], spec.batch_size, shuffle_seed=seed),
         validation_data=batch_dataset(x[split:], y[split:], VALIDATION_BATCH),
         epochs=spec.epochs,
+        shuffle=False,  # batch_dataset reshuffles every epoch itself
         verbose=verbose,
         callbacks=[timer, keras.callbacks.TerminateOnNaN()],
     )
@@ -132,10 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(history["loss"]) < spec.epochs:
         raise StageError(f"{args.exercise}: training stopped after {len(history['loss'])} epochs (loss became NaN)")
 
-    from stages.models import summarize
+    from stages.models import portable, summarize
 
     with atomic_path(args.model_dir / "model.keras") as tmp:
-        model.save(tmp)
+        portable(model).save(tmp)
     settings = {"exercise": args.exercise, "seed": params.seed, **dataclasses.asdict(spec)}
     write_text(args.model_dir / "params.json", _json(settings))
     write_text(args.history, history_csv(history))

@@ -64,13 +64,22 @@ def test_fused_adam_matches_keras_adam():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_saved_model_with_fused_adam_loads(tmp_path):
+def test_saved_model_is_plain_keras(tmp_path):
+    import json
+    import zipfile
+
     import numpy as np
+
+    from stages.models import portable
 
     spec = load_params(ROOT / "params.yaml").exercises["ex3"]
     model = compile_model(make_model(4, spec.layers[-1:]), spec)
     model.fit(np.zeros((8, 4), "float32"), np.zeros((8, 10), "float32"), verbose=0)
-    model.save(tmp_path / "m.keras")
+    portable(model).save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+        config = json.loads(z.read("config.json"))
+    optimizer = config["compile_config"]["optimizer"]
+    assert (optimizer["module"], optimizer["class_name"]) == ("keras.optimizers", "Adam")
     loaded = keras.models.load_model(tmp_path / "m.keras")
-    assert type(loaded.optimizer).__name__ == "FusedAdam"
     assert float(loaded.optimizer.learning_rate) == pytest.approx(0.01)
+    assert int(loaded.optimizer.iterations) == 1
