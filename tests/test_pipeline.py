@@ -219,31 +219,37 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(project):
     assert not {r for r in ran if r.startswith("train")}, log  # back to cached results
 
 
-def test_metrics_and_plots_compare_two_commits(project):
+def test_two_branches_compare_on_a_fresh_clone_without_pull(project, tmp_path):
     project.commit("state A")
+    project.run("git", "checkout", "-q", "-b", "faster-ex2")
     project.edit(lambda d: d["exercises"]["ex2"].update(learning_rate=0.001))
     project.repro()
-    project.commit("state B: ex2 learning rate 0.001")
-    diff = json.loads(project.run("dvc", "metrics", "diff", "HEAD~1", "--json").stdout)
+    project.commit("ex2: learning rate 0.001")
+    clone = tmp_path / "fresh"
+    project.run("git", "clone", "-q", "--branch", "faster-ex2", str(project.path), str(clone), cwd=tmp_path)
+    project.run("git", "branch", "-q", "main", "origin/main", cwd=clone)
+    assert not (clone / "data/models").exists()  # nothing pulled: only what Git holds
+
+    diff = json.loads(project.run("dvc", "metrics", "diff", "main", "--json", cwd=clone).stdout)
     changed = {path for path, values in diff.items() if any(v.get("diff") not in (0, None) for v in values.values())}
     assert changed == {"reports/metrics/ex2.json"}, diff
     assert diff["reports/metrics/ex2.json"]["test_loss"]["diff"] != 0
-    params = json.loads(project.run("dvc", "params", "diff", "HEAD~1", "--json").stdout)
+    params = json.loads(project.run("dvc", "params", "diff", "main", "--json", cwd=clone).stdout)
     assert list(params["params.yaml"]) == ["exercises.ex2.learning_rate"]
     assert params["params.yaml"]["exercises.ex2.learning_rate"]["old"] == 0.01
     assert params["params.yaml"]["exercises.ex2.learning_rate"]["new"] == 0.001
-    out = project.run("dvc", "plots", "diff", "HEAD~1", "--json").stdout
+
+    out = project.run("dvc", "plots", "diff", "main", "--json", cwd=clone).stdout
     plots = json.loads(out[out.index("{"):])
     assert "errors" not in plots, plots.get("errors")
     for name in ("reports/history/ex2.csv", "reports/predictions/ex2.csv"):
         (entry,) = plots["data"][name]
-        assert sorted(entry["revisions"]) == ["HEAD~1", "workspace"]
-        revisions = {row["rev"] for row in entry["content"]["data"]["values"]}
-        assert revisions == {"HEAD~1", "workspace"}
+        assert sorted(entry["revisions"]) == ["main", "workspace"]
+        assert {row["rev"] for row in entry["content"]["data"]["values"]} == {"main", "workspace"}
     assert plots["data"]["reports/predictions/ex2.csv"][0]["content"]["title"]["text"] == "ex2 confusion matrix"
     # `dvc plots show` writes the HTML page users open.
-    project.run("dvc", "plots", "show", "-o", "dvc_plots")
-    page = (project.path / "dvc_plots" / "index.html").read_text()
+    project.run("dvc", "plots", "show", "-o", "dvc_plots", cwd=clone)
+    page = (clone / "dvc_plots" / "index.html").read_text()
     assert "ex5 learning curves" in page and "ex3 confusion matrix" in page
 
 
