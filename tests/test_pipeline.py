@@ -228,7 +228,7 @@ def test_two_branches_compare_on_a_fresh_clone_without_pull(project, tmp_path):
     clone = tmp_path / "fresh"
     project.run("git", "clone", "-q", "--branch", "faster-ex2", str(project.path), str(clone), cwd=tmp_path)
     project.run("git", "branch", "-q", "main", "origin/main", cwd=clone)
-    assert not (clone / "data/models").exists()  # nothing pulled: only what Git holds
+    assert not (clone / "data/models/ex2/model.keras").exists()  # nothing pulled: only what Git holds
 
     diff = json.loads(project.run("dvc", "metrics", "diff", "main", "--json", cwd=clone).stdout)
     changed = {path for path, values in diff.items() if any(v.get("diff") not in (0, None) for v in values.values())}
