@@ -82,8 +82,9 @@ def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["exercises"][exercise]["epochs"] = epochs
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    spec = load_params(work / "params.yaml").exercises[exercise]
-    dataset = load_params(work / "params.yaml").inputs[spec.inputs].dataset
+    loaded = load_params(work / "params.yaml")
+    spec = loaded.exercises[exercise]
+    dataset = loaded.inputs[spec.inputs].dataset
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     rows = {"lab": [], "denselab": []}
     for i in range(pairs):

@@ -358,6 +358,12 @@ def load_catalog(language: str) -> dict[str, str]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def translator(language: str) -> Callable[[str], str]:
+    """The catalog lookup of a language: a message's translation, or the message itself."""
+    catalog = load_catalog(language)
+    return lambda message: catalog.get(message, message)
+
+
 def make_environment(language: str = "en") -> jinja2.Environment:
     """The report's one Jinja2 environment: autoescaping, templates beside this module, filters, i18n."""
     env = jinja2.Environment(
@@ -368,11 +374,11 @@ def make_environment(language: str = "en") -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         extensions=["jinja2.ext.i18n"],
     )
-    catalog = load_catalog(language)
+    translate = translator(language)
     fmt = Formatter(language)
     env.install_gettext_callables(
-        gettext=lambda message: catalog.get(message, message),
-        ngettext=lambda singular, plural, n: catalog.get(singular if n == 1 else plural, singular if n == 1 else plural),
+        gettext=translate,
+        ngettext=lambda singular, plural, n: translate(singular if n == 1 else plural),
         newstyle=True,
     )
     env.filters.update(percent=fmt.percent, thousands=fmt.thousands, number=fmt.number, points=fmt.points)
@@ -390,11 +396,7 @@ def build_report(results: list[ExerciseResult], params: Params, provenance: dict
     language = params.report.language
     env = make_environment(language)
     fmt = Formatter(language)
-    catalog = load_catalog(language)
-
-    def translate(message: str) -> str:
-        return catalog.get(message, message)
-
+    translate = translator(language)
     labels = {key: translate(MESSAGES[key]) for key in ("train", "validation", "accuracy", "loss", "epoch", "predicted", "actual")}
     for result in results:
         result.observations = class_observations(result, fmt) + curve_observations(result, fmt)

@@ -333,7 +333,6 @@ def test_sigkill_during_training_then_repro_recovers(project):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert not [p for p in (project.path / "data").rglob("*.tmp*")] or True  # temp files are cleaned below
     ran, log = project.repro()
     assert "train@ex2" in ran and "Epoch 60/60" in log, log
     model = project.path / "data/models/ex2/model.keras"
