@@ -1,30 +1,51 @@
-"""Feeding arrays to Keras batch by batch, straight from memory-mapped .npy files. Imports TensorFlow.
+"""Rows for the training loop, gathered in chunks straight from memory-mapped .npy files. Pure NumPy.
 
 `model.fit(x, y, validation_split=...)` on NumPy arrays first copies them whole into
-TensorFlow tensors: for CIFAR-10 that is 600 MB more on top of the arrays. These
-datasets instead gather each batch from the memory-mapped file and let the kernel
-drop pages already read, so memory stays near the model's own size. The semantics
-are Keras' own: the last `validation_split` of the rows is held out, the rest is
-reshuffled every epoch, the last batch may be short.
+TensorFlow tensors: for CIFAR-10 that is 600 MB more on top of the arrays. Here each
+chunk of whole batches is gathered from the memory-mapped file when it is needed, and
+the kernel may drop pages already read, so memory stays near the model's own size. The
+semantics are Keras' own: the last `validation_split` of the rows is held out, the rest
+is reshuffled every epoch, and the last batch may be short.
 """
 
 from __future__ import annotations
 
 import math
 import mmap
+from typing import Iterator
 
 import numpy as np
-import tensorflow as tf
 
+# Bytes of x per chunk: few trips through Python per epoch, little memory.
+CHUNK_BYTES = 32 << 20
 # Drop the file pages a process has read after this many bytes; the page cache keeps them.
 RELEASE_EVERY = 32 << 20
-# Batches gathered per trip through Python; TensorFlow splits them again (`rebatch`), in order.
-GROUP = 16
 
 
 def split_point(n: int, validation_split: float) -> int:
     """Index of the first validation row, as Keras computes it for `validation_split`."""
     return int(math.floor(n * (1.0 - validation_split)))
+
+
+def chunk_rows(batch_size: int, row_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Rows per chunk: a whole number of batches (at least one) of about `chunk_bytes`."""
+    return batch_size * max(1, chunk_bytes // (batch_size * row_bytes))
+
+
+def epoch_order(n: int, batch_size: int, seed: int | None, epoch: int) -> np.ndarray:
+    """The order rows are visited in epoch `epoch`: `numpy.random.default_rng([seed, epoch])`'s
+    permutation, or 0..n-1 when `seed` is None.
+
+    Each batch's rows are sorted: the file is then read forwards, and a batch's mean
+    gradient does not depend on the order of its rows.
+    """
+    if seed is None:
+        return np.arange(n)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    whole = n - n % batch_size
+    order[:whole] = np.sort(order[:whole].reshape(-1, batch_size), axis=1).reshape(-1)
+    order[whole:] = np.sort(order[whole:])
+    return order
 
 
 class _PageReleaser:
@@ -45,33 +66,11 @@ class _PageReleaser:
             self.read = 0
 
 
-def batch_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
-) -> tf.data.Dataset:
-    """A dataset of (x, y) batches of rows of x and y, reshuffled each epoch when `shuffle_seed` is set.
-
-    Epoch k uses the permutation of `numpy.random.default_rng([shuffle_seed, k])`, so a run
-    is reproducible from the seed.
-    """
-    n = len(x)
-    steps = math.ceil(n / batch_size)
+def chunks(x: np.ndarray, y: np.ndarray, order: np.ndarray, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (x, y) rows in `order`, `rows` at a time, as contiguous in-memory arrays."""
     release = _PageReleaser(x, y)
-    epoch = [0]
-
-    def groups():
-        order = np.arange(n) if shuffle_seed is None else np.random.default_rng([shuffle_seed, epoch[0]]).permutation(n)
-        epoch[0] += 1
-        for start in range(0, n, batch_size * GROUP):
-            chunk = order[start : start + batch_size * GROUP]
-            # Each batch's rows sorted: the file is read forwards, and a batch's gradient does not depend on order.
-            rows = np.concatenate([np.sort(chunk[i : i + batch_size]) for i in range(0, len(chunk), batch_size)])
-            xb, yb = x[rows], y[rows]
-            release.add(xb.nbytes + yb.nbytes)
-            yield xb, yb
-
-    signature = (
-        tf.TensorSpec((None, x.shape[1]), tf.as_dtype(x.dtype)),
-        tf.TensorSpec((None, y.shape[1]), tf.as_dtype(y.dtype)),
-    )
-    dataset = tf.data.Dataset.from_generator(groups, output_signature=signature).rebatch(batch_size)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+    for start in range(0, len(order), rows):
+        index = order[start : start + rows]
+        xc, yc = x[index], y[index]  # fancy indexing: in-memory copies, rows in `order`
+        release.add(xc.nbytes + yc.nbytes)
+        yield xc, yc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import keras
@@ -72,7 +71,7 @@ def make_model(input_dim: int, layers: Sequence[Layer], name: str = "denselab") 
     return model
 
 
-def compile_model(model: keras.Model, spec: Exercise, steps_per_execution: int = 1) -> keras.Model:
+def compile_model(model: keras.Model, spec: Exercise) -> keras.Model:
     """Compile with the exercise's optimizer, learning rate and loss, and the lab's `metrics=['accuracy']`.
 
     The test accuracy the lab reports is not this training metric but the argmax
@@ -82,7 +81,6 @@ def compile_model(model: keras.Model, spec: Exercise, steps_per_execution: int =
         optimizer=_OPTIMIZERS[spec.optimizer](learning_rate=spec.learning_rate),
         loss=_LOSSES[spec.loss](),
         metrics=["accuracy"],
-        steps_per_execution=steps_per_execution,
     )
     return model
 
@@ -102,17 +100,3 @@ def summarize(model: keras.Model) -> dict:
     total = sum(row["params"] for row in rows)
     return {"layers": rows, "total_params": total, "trainable_params": trainable, "non_trainable_params": total - trainable}
 
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records each epoch's wall time in `seconds`."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)

@@ -1,17 +1,14 @@
-"""Batches straight from memory-mapped arrays: every row once per epoch, reshuffled, reproducible."""
+"""Rows from memory-mapped arrays: every row once per epoch, reshuffled, reproducible, in whole batches."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
-import pytest
 
-pytest.importorskip("tensorflow")
-
-from stages.feed import batch_dataset, split_point  # noqa: E402
-
-
-def _epoch(dataset):
-    return [(x.numpy(), y.numpy()) for x, y in dataset]
+from stages.feed import chunk_rows, chunks, epoch_order, split_point
+from tests.conftest import ROOT
 
 
 def test_split_point_matches_keras():
@@ -19,29 +16,40 @@ def test_split_point_matches_keras():
     assert split_point(10, 0.25) == 7
 
 
-def test_each_epoch_sees_every_row_once_in_a_new_order(tmp_path):
+def test_chunks_are_whole_batches_of_about_the_asked_size():
+    assert chunk_rows(128, 784 * 4) == 128 * 83  # 32 MiB of MNIST rows
+    assert chunk_rows(128, 3072 * 4, chunk_bytes=1 << 20) == 128  # never less than one batch
+    assert chunk_rows(2048, 3072 * 4) == 2048
+
+
+def test_each_epoch_visits_every_row_once_in_a_new_order():
+    first, second = epoch_order(50, 16, seed=3, epoch=0), epoch_order(50, 16, seed=3, epoch=1)
+    for order in (first, second):
+        assert sorted(order.tolist()) == list(range(50))
+        for start in range(0, 50, 16):  # rows within a batch are read forwards
+            batch = order[start : start + 16]
+            assert (np.diff(batch) > 0).all()
+    assert first.tolist() != second.tolist()
+    assert set(first[:16]) != set(second[:16])  # batches are new, not just reordered
+    np.testing.assert_array_equal(epoch_order(50, 16, seed=3, epoch=0), first)
+    np.testing.assert_array_equal(epoch_order(50, 16, seed=None, epoch=4), np.arange(50))
+
+
+def test_chunks_gather_paired_rows_in_order_from_a_memory_map(tmp_path):
     x = np.arange(50 * 3, dtype=np.float32).reshape(50, 3)
     y = np.eye(10, dtype=np.float32)[np.arange(50) % 10]
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
     xm, ym = np.load(tmp_path / "x.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
-    dataset = batch_dataset(xm, ym, batch_size=16, shuffle_seed=3)
-    assert int(dataset.cardinality()) == 4
-    first, second = _epoch(dataset), _epoch(dataset)
-    assert [len(b[0]) for b in first] == [16, 16, 16, 2]
-    for epoch in (first, second):
-        rows = np.concatenate([b[0][:, 0] for b in epoch]) / 3
-        assert sorted(rows.tolist()) == list(range(50))
-        labels = np.concatenate([b[1] for b in epoch])
-        np.testing.assert_array_equal(labels, y[rows.astype(int)])  # x and y stay paired
-    order = lambda epoch: np.concatenate([b[0][:, 0] for b in epoch]).tolist()  # noqa: E731
-    assert order(first) != order(second)
-    again = batch_dataset(xm, ym, batch_size=16, shuffle_seed=3)
-    assert order(_epoch(again)) == order(first)
+    order = epoch_order(50, 8, seed=1, epoch=0)
+    parts = list(chunks(xm, ym, order, rows=16))
+    assert [len(xc) for xc, _ in parts] == [16, 16, 16, 2]
+    assert all(type(xc) is np.ndarray and type(yc) is np.ndarray for xc, yc in parts)  # copies, not views of the file
+    np.testing.assert_array_equal(np.concatenate([xc for xc, _ in parts]), x[order])
+    np.testing.assert_array_equal(np.concatenate([yc for _, yc in parts]), y[order])
 
 
-def test_unshuffled_dataset_keeps_row_order():
-    x = np.arange(20, dtype=np.float32).reshape(10, 2)
-    y = np.zeros((10, 10), dtype=np.float32)
-    rows = np.concatenate([b[0] for b in _epoch(batch_dataset(x, y, batch_size=4))])
-    np.testing.assert_array_equal(rows, x)
+def test_feed_does_not_import_tensorflow():
+    code = "import sys, stages.feed; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
