@@ -48,6 +48,21 @@ def epoch_order(n: int, batch_size: int, seed: int | None, epoch: int) -> np.nda
     return order
 
 
+def read_ahead(*arrays: np.ndarray) -> None:
+    """Read the files behind memory-mapped arrays once, front to back, so the page cache holds them.
+
+    After a reboot or a `dvc checkout` they may not be cached, and faulting rows in at
+    random then reads them 4 KiB at a time: 8.5 s for CIFAR-10's training array here,
+    against 1 s for one sequential read (`madvise(MADV_WILLNEED)` did not help). The
+    bytes go through a small buffer, not into this process's memory.
+    """
+    buffer = bytearray(8 << 20)
+    for name in {a.filename for a in arrays if isinstance(a, np.memmap) and a.filename}:
+        with open(name, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+
+
 class _PageReleaser:
     """Tells the kernel it may unmap pages of memory-mapped arrays once enough has been read."""
 

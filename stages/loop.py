@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from stages.feed import chunk_rows, chunks, epoch_order, split_point
+from stages.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
 
 # Validation needs no gradients: large batches give the same mean with fewer steps.
 VALIDATION_BATCH = 2048
@@ -76,6 +76,7 @@ def fit(
     split = split_point(len(x), validation_split)
     x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
     features, classes = x.shape[1], y.shape[1]
+    read_ahead(x, y)
     build_state(model, x_train, y_train)
     train_batches = _batch_loop(model, model.train_step, batch_size, features, classes)
     test_batches = _batch_loop(model, model.test_step, VALIDATION_BATCH, features, classes)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from stages.feed import chunk_rows, chunks, epoch_order, split_point
+from stages.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
 from tests.conftest import ROOT
 
 
@@ -53,3 +57,30 @@ def test_feed_does_not_import_tensorflow():
     code = "import sys, stages.feed; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _cached_pages(path) -> int:
+    """How many of the file's pages are in the page cache (mincore on a fresh read-only mapping)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    size = os.path.getsize(path)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as m:
+        pages = -(-size // mmap.PAGESIZE)
+        vector = ctypes.create_string_buffer(pages)
+        address = np.frombuffer(m, dtype=np.uint8).ctypes.data
+        assert libc.mincore(ctypes.c_void_p(address), size, vector) == 0, os.strerror(ctypes.get_errno())
+        return sum(byte & 1 for byte in vector.raw)
+
+
+def test_read_ahead_brings_an_evicted_file_into_the_page_cache(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.ones((2048, 1024), dtype=np.float32))  # 8 MiB
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    pages = -(-os.path.getsize(path) // mmap.PAGESIZE)
+    if _cached_pages(path) > pages // 2:
+        pytest.skip("this file system keeps the file cached (tmpfs?)")
+    x = np.load(path, mmap_mode="r")
+    read_ahead(x, x[:10])
+    assert _cached_pages(path) == pages
