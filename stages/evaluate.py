@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cli import StageError, quiet_tensorflow, stage_main, write_text
+from stages.cli import StageError, load_tensorflow, stage_main, write_text
 from stages.config import NUM_CLASSES
 from stages.prepare import one_hot
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError) as exc:
         raise StageError(f"{args.prepared}: cannot read the test arrays ({exc})") from exc
 
-    quiet_tensorflow()
+    load_tensorflow()
     import keras
 
     try:

@@ -74,6 +74,8 @@ def fit(
     Training stops early, like `TerminateOnNaN`, when the loss stops being finite.
     """
     split = split_point(len(x), validation_split)
+    if split == 0:
+        raise ValueError(f"no rows left to train on: {len(x)} rows, validation_split {validation_split}")
     x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
     features, classes = x.shape[1], y.shape[1]
     read_ahead(x, y)

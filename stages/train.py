@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.cli import StageError, quiet_tensorflow, atomic_path, stage_main, write_text
+from stages.cli import StageError, load_tensorflow, atomic_path, stage_main, write_text
 from stages.config import Exercise, load_params
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
     spec = params.exercises[args.exercise]
     x, y = _load_training_arrays(args.prepared)
-    quiet_tensorflow()
     print(f"{args.exercise}: training on {x.shape[0]} samples of {x.shape[1]} features, {spec.epochs} epochs", file=sys.stderr)
+    load_tensorflow()
 
     configure_threads()
     start = time.perf_counter()

@@ -78,3 +78,10 @@ def test_one_line_per_epoch(data, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]
     assert all("val_accuracy: " in line for line in lines) and "\r" not in "".join(lines)
+
+
+def test_too_few_rows_to_train_on_is_an_error(data):
+    x, y = data
+    spec = load_params(ROOT / "params.yaml").exercises["ex3"]
+    with pytest.raises(ValueError, match="no rows left to train on: 1 rows"):
+        fit(_model(spec, x.shape[1]), x[:1], y[:1], 32, 1, spec.validation_split, seed=1, verbose=0)
