@@ -194,12 +194,12 @@ def main() -> None:
                 print(f"  {label:22}{lab[key]:12.2f}{dl[key]:12.2f}{dl[key] / lab[key]:8.2f}{m['pair ratio'][key]:12.2f}")
     if args.project:
         print(f"\nbuilt project {args.project}:")
-        for key, value in bench_project(args.project.resolve(), args.repeats).items():
-            print(f"  {key:45} {value if isinstance(value, str) else f'{value:.2f}'}")
-        if args.full_repro:
+        if args.full_repro:  # first: it also brings a project whose code changed up to date
             print("  full dvc repro from prepared data ...", flush=True)
             for key, value in bench_full_repro(args.project.resolve()).items():
                 print(f"  {'full repro ' + key:45} {value:.2f}")
+        for key, value in bench_project(args.project.resolve(), args.repeats).items():
+            print(f"  {key:45} {value if isinstance(value, str) else f'{value:.2f}'}")
 
 
 if __name__ == "__main__":
