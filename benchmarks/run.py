@@ -160,7 +160,8 @@ def bench_project(project: Path, repeats: int) -> dict:
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", f"import stages.{module}{heavy}"], cwd=project, env=env, check=True)
+            subprocess.run([sys.executable, "-c", f"import stages.{module}{heavy}"], cwd=project, env=env, check=True,
+                           capture_output=True)
             times.append(time.perf_counter() - start)
         code = f"import sys, stages.{module}; print('tensorflow' in sys.modules)"
         tf = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True).stdout.strip()

@@ -84,3 +84,30 @@ def test_read_ahead_brings_an_evicted_file_into_the_page_cache(tmp_path):
     x = np.load(path, mmap_mode="r")
     read_ahead(x, x[:10])
     assert _cached_pages(path) == pages
+
+
+def _mapped_kib(path) -> int:
+    """Resident KiB of this process's mappings of `path` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        if not line.split()[0].endswith(":"):  # a mapping's header line: address range ... path
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_gathered_pages_are_given_back_chunk_by_chunk(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).random((4096, 1024), dtype=np.float32))  # 16 MiB
+    x = np.load(path, mmap_mode="r")
+    y = np.zeros((4096, 10), dtype=np.float32)
+    order = epoch_order(4096, 128, seed=0, epoch=0)
+    peak = 0
+    for xc, _ in chunks(x, y, order, rows=1024, keep_mapped_below=0):
+        peak = max(peak, _mapped_kib(path))
+    assert peak < 1024, f"{peak} KiB of the 16 MiB file still mapped after a chunk"
+    for xc, _ in chunks(x, y, order, rows=1024):  # a file this small stays mapped
+        pass
+    assert _mapped_kib(path) > 8 * 1024
