@@ -82,8 +82,8 @@ def fit(
     build_state(model, x_train, y_train)
     train_batches = _batch_loop(model, model.train_step, batch_size, features, classes)
     test_batches = _batch_loop(model, model.test_step, VALIDATION_BATCH, features, classes)
-    rows = chunk_rows(batch_size, x.itemsize * features)
-    val_rows = chunk_rows(VALIDATION_BATCH, x.itemsize * features)
+    row_bytes = x.itemsize * features
+    rows, val_rows = chunk_rows(batch_size, row_bytes), chunk_rows(VALIDATION_BATCH, row_bytes)
     history: dict[str, list[float]] = {}
     seconds: list[float] = []
     for epoch in range(epochs):

@@ -17,7 +17,7 @@ class FusedAdam(keras.optimizers.Adam):
     Keras 3 updates the two moments and the weights with about ten separate element-wise
     passes over every weight; for ex5's eleven million weights that is a third of an
     epoch. ApplyAdam does the same arithmetic (same bias-corrected step size, same
-    epsilon placement) in one pass. Loading a saved model needs this module imported.
+    epsilon placement) in one pass. `portable()` turns it back into plain Adam before saving.
     """
 
     def update_step(self, gradient, variable, learning_rate):
