@@ -11,7 +11,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import yaml
 
@@ -87,6 +87,18 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class Study:
+    """The seeds study: the exercises it covers and the seeds each is trained with besides the top-level seed."""
+
+    seeds: tuple[int, ...]
+    exercises: tuple[str, ...]
+
+    def all_seeds(self, lab_seed: int) -> tuple[int, ...]:
+        """Every run's seed, the lab's run (the top-level seed) first."""
+        return (lab_seed, *self.seeds)
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole validated params.yaml."""
 
@@ -94,6 +106,7 @@ class Params:
     datasets: Mapping[str, DatasetSource]
     inputs: Mapping[str, InputVariant]
     exercises: Mapping[str, Exercise]
+    study: Study
     report: ReportSettings
 
 
@@ -122,15 +135,50 @@ def parse_params(data: Any) -> Params:
         _choice(name, f"datasets.{name}", DATASETS, what="dataset name")
     inputs = top.mapping_of("inputs", lambda s: _input_variant(s, datasets))
     exercises = top.mapping_of("exercises", lambda s: _exercise(s, inputs))
+    seed = top.integer("seed", minimum=0)
     params = Params(
-        seed=top.integer("seed", minimum=0),
+        seed=seed,
         datasets=datasets,
         inputs=inputs,
         exercises=exercises,
+        study=_study(top.section("study"), seed, exercises),
         report=_report(top.section("report")),
     )
     top.done()
     return params
+
+
+def settings(exercise: Exercise, variant: InputVariant) -> dict[str, Any]:
+    """What defines an exercise's run, aspect by aspect (what two exercises can differ in)."""
+    return {
+        "dataset": variant.dataset,
+        "layer sizes": tuple(layer.units for layer in exercise.layers),
+        "activations": tuple(layer.activation or "none" for layer in exercise.layers),
+        "input scaling": "x/255" if variant.divide_by_255 else "raw",
+        "optimizer": exercise.optimizer,
+        "learning rate": exercise.learning_rate,
+        "loss function": exercise.loss,
+        "batch size": exercise.batch_size,
+        "epochs": exercise.epochs,
+        "validation split": exercise.validation_split,
+    }
+
+
+def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
+    """Every pair (a, b, aspect) of exercises, in params order, that differ in exactly one aspect.
+
+    These are the comparisons the lab draws conclusions from (ex1 -> ex2: activations).
+    """
+    names = list(params.exercises) if names is None else [n for n in params.exercises if n in names]
+    found = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            sa = settings(params.exercises[a], params.inputs[params.exercises[a].inputs])
+            sb = settings(params.exercises[b], params.inputs[params.exercises[b].inputs])
+            changed = [k for k in sa if sa[k] != sb[k]]
+            if len(changed) == 1:
+                found.append((a, b, changed[0]))
+    return found
 
 
 def _dataset_source(s: _Section) -> DatasetSource:
@@ -188,6 +236,19 @@ def _layer(s: _Section) -> Layer:
     )
     s.done()
     return layer
+
+
+def _study(s: _Section, lab_seed: int, exercises: Mapping[str, Exercise]) -> Study:
+    seeds = s.unique_list("seeds", lambda value, key: _Section.check_integer(value, key, minimum=0))
+    if lab_seed in seeds:
+        raise ParamsError(
+            f"{s.key('seeds')}: {lab_seed} is the top-level seed; its run (the lab's run) is always part of "
+            "the study, so list only the other seeds"
+        )
+    names = s.unique_list("exercises", lambda value, key: _choice(value, key, tuple(exercises), "exercise"))
+    study = Study(seeds=tuple(seeds), exercises=tuple(names))
+    s.done()
+    return study
 
 
 def _report(s: _Section) -> ReportSettings:
@@ -262,6 +323,17 @@ class _Section:
             raise ParamsError(f"{self.key(key)}: expected a non-empty list, got {_describe(value)}")
         return [_Section(item, f"{self.key(key)}[{i}]") for i, item in enumerate(value)]
 
+    def unique_list(self, key: str, check: Callable[[Any, str], _T]) -> list[_T]:
+        """A non-empty list without repeats, each item passed through `check(value, its key)`."""
+        value = self._get(key)
+        if not isinstance(value, list) or not value:
+            raise ParamsError(f"{self.key(key)}: expected a non-empty list, got {_describe(value)}")
+        items = [check(item, f"{self.key(key)}[{i}]") for i, item in enumerate(value)]
+        for i, item in enumerate(items):
+            if item in items[:i]:
+                raise ParamsError(f"{self.key(key)}[{i}]: {item!r} is already in the list")
+        return items
+
     def string(self, key: str, default: Any = _MISSING) -> str:
         value = self._get(key, default)
         if not isinstance(value, str):
@@ -275,12 +347,15 @@ class _Section:
         return value
 
     def integer(self, key: str, minimum: int) -> int:
-        value = self._get(key)
+        return self.check_integer(self._get(key), self.key(key), minimum)
+
+    @staticmethod
+    def check_integer(value: Any, where: str, minimum: int) -> int:
         # bool is an int in Python; `epochs: yes` is a typo, not 1.
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{self.key(key)}: expected an integer >= {minimum}, got {_describe(value)}")
+            raise ParamsError(f"{where}: expected an integer >= {minimum}, got {_describe(value)}")
         if value < minimum:
-            raise ParamsError(f"{self.key(key)}: expected an integer >= {minimum}, got {value}")
+            raise ParamsError(f"{where}: expected an integer >= {minimum}, got {value}")
         return value
 
     def number(

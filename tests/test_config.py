@@ -59,6 +59,21 @@ BAD = [
     ("datasets.svhn", {"url": "https://x/y", "sha256": "0" * 64}, "datasets.svhn: unknown dataset name"),
     ("report.language", "fr", "report.language: unknown language 'fr'; allowed: en, vi"),
     ("exercises.ex2.lab_test_accuracy", 97.98, "exercises.ex2.lab_test_accuracy: expected a number in [0, 1]"),
+    # The seeds study.
+    ("study.seeds", [], "study.seeds: expected a non-empty list, got a list"),
+    ("study.seeds", 5, "study.seeds: expected a non-empty list, got int 5"),
+    ("study.seeds", [1, -2], "study.seeds[1]: expected an integer >= 0, got -2"),
+    ("study.seeds", [1, 2.5], "study.seeds[1]: expected an integer >= 0, got float 2.5"),
+    ("study.seeds", [1, "3"], "study.seeds[1]: expected an integer >= 0, got str '3'"),
+    ("study.seeds", [1, True], "study.seeds[1]: expected an integer >= 0, got a boolean"),
+    ("study.seeds", [1, 2, 1], "study.seeds[2]: 1 is already in the list"),
+    ("study.seeds", [1, 42], "study.seeds: 42 is the top-level seed; its run (the lab's run) is always part of the study"),
+    ("study.exercises", [], "study.exercises: expected a non-empty list"),
+    ("study.exercises", ["ex1", "ex9"], "study.exercises[1]: unknown exercise 'ex9'; allowed: baseline, ex1, ex2, ex3, ex5"),
+    ("study.exercises", ["ex1", "ex22"], "did you mean 'ex2'?"),
+    ("study.exercises", ["ex1", "ex1"], "study.exercises[1]: 'ex1' is already in the list"),
+    ("study.runs", 3, "study.runs: unknown key; allowed here: exercises, seeds"),
+    ("study", DELETE, "study: missing"),
 ]
 
 
@@ -68,6 +83,24 @@ def test_bad_values_are_rejected_naming_the_key(params_copy, key, value, message
     with pytest.raises(ParamsError) as info:
         parse_params(params_copy)
     assert message in str(info.value)
+
+
+def test_study_runs_the_lab_seed_first_then_the_listed_ones(params_copy):
+    params_copy["seed"] = 7
+    params_copy["study"] = {"seeds": [3, 0, 42], "exercises": ["ex3", "ex1"]}
+    study = parse_params(params_copy).study
+    assert study.all_seeds(7) == (7, 3, 0, 42)
+    assert study.exercises == ("ex3", "ex1")
+
+
+def test_one_change_pairs_are_the_labs_comparisons(params_copy):
+    from stages.config import one_change_pairs
+
+    params = parse_params(params_copy)
+    assert one_change_pairs(params) == [("ex1", "ex2", "activations"), ("ex2", "ex3", "input scaling")]
+    assert one_change_pairs(params, ["ex3", "ex2"]) == [("ex2", "ex3", "input scaling")]
+    params_copy["exercises"]["ex3"]["epochs"] = 30  # ex3 now differs from ex2 in two settings
+    assert one_change_pairs(parse_params(params_copy)) == [("ex1", "ex2", "activations")]
 
 
 def test_yaml_syntax_error_names_the_file(tmp_path):
