@@ -1,0 +1,85 @@
+"""Stage `replicate@<exercise>-<seed>`: one more run of an exercise with another seed, for the seeds study.
+
+    python -m stages.replicate --exercise ex3 --seed 1 --fingerprint data/fingerprints/ex3.json \
+        --out reports/runs/ex3/seed-1.json
+
+Trains exactly as `train` does (same factory, loop and settings; only the seed differs) and
+evaluates exactly as `evaluate` does, then keeps what the study needs: the test accuracy and
+loss and the per-epoch history. The model itself is not kept: the lab's run keeps its model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stages.cli import StageError, load_tensorflow, stage_main, write_text
+from stages.config import Exercise, load_params
+
+
+def replicate(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, spec: Exercise, seed: int
+) -> dict:
+    """Train a fresh model of `spec` with `seed`, evaluate it on the test set; return the run's record."""
+    from stages.evaluate import evaluate
+    from stages.train import train
+
+    model, history, _ = train(x_train, y_train, spec, seed)
+    if len(history.get("loss", [])) < spec.epochs:
+        raise StageError(f"seed {seed}: training stopped after {len(history.get('loss', []))} epochs (loss became NaN)")
+    metrics, _, _ = evaluate(model, x_test, y_test)
+    return {
+        "seed": seed,
+        **metrics,
+        # Six significant digits, as the lab's run's history CSV has them.
+        "history": {name: [float(f"{v:.6g}") for v in values] for name, values in history.items()},
+    }
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    """Command line: `python -m stages.replicate --exercise NAME --seed N --fingerprint FILE.json --out FILE.json`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exercise", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--fingerprint", type=Path, required=True, help="what stages.fingerprint wrote for the exercise")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = load_params()  # before TensorFlow is imported: a bad param fails in milliseconds
+    if args.exercise not in params.exercises:
+        raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
+    spec = params.exercises[args.exercise]
+
+    from stages.fingerprint import check
+
+    try:
+        folder = check(json.loads(args.fingerprint.read_text()))
+    except (OSError, ValueError, KeyError) as exc:
+        raise StageError(f"{args.fingerprint}: cannot read it ({exc}); run `dvc repro`") from exc
+    x_train = np.load(folder / "x_train.npy", mmap_mode="r")
+    y_train = np.load(folder / "y_train.npy", mmap_mode="r")
+    x_test = np.load(folder / "x_test.npy", mmap_mode="r")
+    y_test = np.load(folder / "y_test.npy")
+    print(f"{args.exercise}, seed {args.seed}: training on {x_train.shape[0]} samples, {spec.epochs} epochs", file=sys.stderr)
+
+    load_tensorflow()
+    from stages.train import configure_threads
+
+    configure_threads()
+    start = time.perf_counter()
+    record = replicate(x_train, y_train, x_test, y_test, spec, args.seed)
+    write_text(args.out, json.dumps({"exercise": args.exercise, **record}, indent=1) + "\n")
+    print(
+        f"{args.exercise}, seed {args.seed}: test accuracy {record['test_accuracy']:.2%} "
+        f"({time.perf_counter() - start:.1f} s)",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
