@@ -1,10 +1,11 @@
 """Stage `report`: the whole lab on one self-contained HTML page, rendered by Jinja2.
 
-    python -m stages.report reports/metrics reports/evaluation reports/summary reports/history reports/index.html
+    python -m stages.report --metrics reports/metrics --evaluation reports/evaluation --summary reports/summary \
+        --history reports/history --study reports/study.json --study-figures reports/study --out reports/index.html
 
-Reads only what train and evaluate wrote under `reports/` (metrics, evaluation,
-history, summary) and params.yaml; never imports TensorFlow. Figures are drawn with
-matplotlib (Agg) and embedded as PNG data URIs, CSS is inlined: the file opens
+Reads only what train, evaluate and aggregate wrote under `reports/` and params.yaml; never
+imports TensorFlow. Figures are embedded as PNG data URIs (the study's as aggregate drew them,
+curves and confusion matrices drawn here with matplotlib), CSS is inlined: the file opens
 anywhere, offline.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import functools
 import io
 import json
 import subprocess
@@ -23,16 +23,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
-import yaml
 
 from stages.cli import StageError, stage_main, write_text
-from stages.config import Exercise, InputVariant, Params, load_params
+from stages.config import Exercise, InputVariant, Params, load_params, settings
+from stages.aggregate import CONFIDENCE, OVERVIEW_PNG, RUNS_CSV, comparison_key, curves_png
+from stages.i18n import TEMPLATES, Formatter, translator
 
-TEMPLATES = Path(__file__).with_name("templates")
 CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
+FOLDERS = ("metrics", "evaluation", "summary", "history")  # what train and evaluate write, one file per exercise
 # A validation curve whose best value moved by less than this over the last epochs has flattened.
 PLATEAU_ACCURACY = 0.005
 PLATEAU_LOSS_REL = 0.02
@@ -64,6 +65,21 @@ MESSAGES = {
     "loss_improving": "Validation loss is still falling at the last epoch (%(epochs)s): more epochs may help.",
     "comparison": "%(b)s differs from %(a)s only in its %(aspect)s (%(from)s → %(to)s): test accuracy "
     "%(acc_a)s → %(acc_b)s, %(diff)s percentage points.",
+    # The seeds study.
+    "lab_inside": "The lab's %(lab)s lies inside the range of our %(n)s runs (%(min)s to %(max)s), "
+    "%(sds)s standard deviations from our mean of %(mean)s ± %(sd)s.",
+    "lab_above": "The lab's %(lab)s lies above the range of our %(n)s runs (%(min)s to %(max)s), "
+    "%(sds)s standard deviations above our mean of %(mean)s ± %(sd)s: our runs do not reach it.",
+    "lab_below": "The lab's %(lab)s lies below the range of our %(n)s runs (%(min)s to %(max)s), "
+    "%(sds)s standard deviations below our mean of %(mean)s ± %(sd)s: our runs do better.",
+    "study_above": "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points above %(a)s "
+    "(95%% interval %(low)s to %(high)s; Welch's t-test p = %(p)s): a real difference, not run-to-run noise.",
+    "study_below": "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points below %(a)s "
+    "(95%% interval %(low)s to %(high)s; Welch's t-test p = %(p)s): a real difference, not run-to-run noise.",
+    "study_noise": "Over %(n_a)s and %(n_b)s runs, %(b)s differs from %(a)s by %(signed)s points (95%% interval "
+    "%(low)s to %(high)s; Welch's t-test p = %(p)s): within run-to-run noise, so single runs cannot tell them apart.",
+    "study_untestable": "Over %(n_a)s and %(n_b)s runs, every run of each exercise gave the same accuracy: "
+    "there is no spread to test the difference of %(signed)s points against.",
     # Figure labels and the settings a comparison can name.
     "train": "Train",
     "validation": "Validation",
@@ -97,6 +113,7 @@ class ExerciseResult:
     history: dict[str, list[float]]
     summary: dict
     class_names: list[str]
+    study: dict | None = None  # the seeds study's statistics, if the exercise is studied
     observations: list[Observation] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)
 
@@ -113,33 +130,6 @@ class Observation:
 
     message: str
     values: dict[str, Any]
-
-
-# ---------------------------------------------------------------------------------------------
-# Number formatting, per language (also registered as the templates' filters)
-
-
-class Formatter:
-    """Formats numbers the way the report's language writes them (vi: 97,98% and 623.290)."""
-
-    def __init__(self, language: str):
-        self.decimal, self.group = (",", ".") if language == "vi" else (".", ",")
-
-    def _localize(self, text: str) -> str:
-        return text.replace(",", "\0").replace(".", self.decimal).replace("\0", self.group)
-
-    def number(self, value: float, digits: int = 2) -> str:
-        return self._localize(f"{value:,.{digits}f}")
-
-    def thousands(self, value: int) -> str:
-        return self._localize(f"{int(value):,}")
-
-    def percent(self, value: float | None, digits: int = 2) -> str:
-        return "–" if value is None else self._localize(f"{value * 100:.{digits}f}") + "%"
-
-    def points(self, value: float | None) -> str:
-        """A difference of two fractions in percentage points, with its sign."""
-        return "–" if value is None else self._localize(f"{value * 100:+.2f}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,30 +223,59 @@ def curve_observations(result: ExerciseResult, fmt: Formatter) -> list[Observati
     return found
 
 
-def _aspects(result: ExerciseResult) -> dict[str, Any]:
-    spec = result.spec
-    return {
-        "dataset": result.variant.dataset,
-        "layer sizes": tuple(layer.units for layer in spec.layers),
-        "activations": tuple(layer.activation or "none" for layer in spec.layers),
-        "input scaling": "x/255" if result.variant.divide_by_255 else "raw",
-        "optimizer": spec.optimizer,
-        "learning rate": spec.learning_rate,
-        "loss function": spec.loss,
-        "batch size": spec.batch_size,
-        "epochs": spec.epochs,
-        "validation split": spec.validation_split,
+@dataclass(frozen=True)
+class Comparison:
+    """Two exercises that differ in one setting: what the lab's runs show, and what the study says of it."""
+
+    single: Observation
+    study: Observation | None
+
+
+def study_observations(result: ExerciseResult, fmt: Formatter) -> list[Observation]:
+    """Where the lab's reported accuracy falls among our runs."""
+    s = result.study
+    if not s or s.get("lab") is None:
+        return []
+    lab = s["lab"]
+    where = "inside" if s["lab_in_range"] else ("above" if lab > s["max"] else "below")
+    values = {
+        "lab": fmt.percent(lab),
+        "n": s["n"],
+        "min": fmt.percent(s["min"]),
+        "max": fmt.percent(s["max"]),
+        "mean": fmt.percent(s["mean"]),
+        "sd": fmt.percent(s["sd"]),
+        "sds": "–" if s["lab_sds"] is None else fmt.number(abs(s["lab_sds"]), 1),
     }
+    return [Observation(MESSAGES[f"lab_{where}"], values)]
+
+
+def study_comparison(a: str, b: str, test: dict, n_a: int, n_b: int, fmt: Formatter) -> Observation:
+    """The Welch test of a one-setting comparison, in words: a real difference, or within noise."""
+    values = {"a": a, "b": b, "n_a": n_a, "n_b": n_b, "signed": fmt.points(test["difference"])}
+    if test["p_value"] is None:
+        return Observation(MESSAGES["study_untestable"], values)
+    values.update(
+        diff=fmt.points(abs(test["difference"])).lstrip("+"),
+        half=fmt.points((test["ci95_high"] - test["ci95_low"]) / 2).lstrip("+"),
+        low=fmt.points(test["ci95_low"]),
+        high=fmt.points(test["ci95_high"]),
+        p=fmt.p_value(test["p_value"]),
+    )
+    if test["p_value"] >= 1 - CONFIDENCE:
+        return Observation(MESSAGES["study_noise"], values)
+    return Observation(MESSAGES["study_above" if test["difference"] > 0 else "study_below"], values)
 
 
 def comparisons(
-    results: list[ExerciseResult], fmt: Formatter, translate: Callable[[str], str] = str
-) -> list[Observation]:
-    """For each pair of exercises that differ in exactly one setting, what that change did."""
+    results: list[ExerciseResult], fmt: Formatter, translate: Callable[[str], str] = str, study: dict | None = None
+) -> list[Comparison]:
+    """For each pair of exercises that differ in exactly one setting, what that change did (and, when both
+    are in the seeds study, whether the difference is larger than run-to-run noise)."""
     found = []
     for i, a in enumerate(results):
         for b in results[i + 1 :]:
-            aspects_a, aspects_b = _aspects(a), _aspects(b)
+            aspects_a, aspects_b = settings(a.spec, a.variant), settings(b.spec, b.variant)
             changed = [k for k in aspects_a if aspects_a[k] != aspects_b[k]]
             if len(changed) != 1:
                 continue
@@ -266,20 +285,22 @@ def comparisons(
                 return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
             diff = b.metrics["test_accuracy"] - a.metrics["test_accuracy"]
+            single = Observation(
+                MESSAGES["comparison"],
+                {
+                    "a": a.name,
+                    "b": b.name,
+                    "aspect": translate(MESSAGES[aspect]),
+                    "from": show(aspects_a[aspect]),
+                    "to": show(aspects_b[aspect]),
+                    "acc_a": fmt.percent(a.metrics["test_accuracy"]),
+                    "acc_b": fmt.percent(b.metrics["test_accuracy"]),
+                    "diff": fmt.points(diff),
+                },
+            )
+            test = (study or {}).get("comparisons", {}).get(comparison_key(a.name, b.name))
             found.append(
-                Observation(
-                    MESSAGES["comparison"],
-                    {
-                        "a": a.name,
-                        "b": b.name,
-                        "aspect": translate(MESSAGES[aspect]),
-                        "from": show(aspects_a[aspect]),
-                        "to": show(aspects_b[aspect]),
-                        "acc_a": fmt.percent(a.metrics["test_accuracy"]),
-                        "acc_b": fmt.percent(b.metrics["test_accuracy"]),
-                        "diff": fmt.points(diff),
-                    },
-                )
+                Comparison(single, test and study_comparison(a.name, b.name, test, a.study["n"], b.study["n"], fmt))
             )
     return found
 
@@ -349,21 +370,6 @@ def confusion_figure(matrix: list[list[int]], class_names: list[str], labels: di
 # Jinja2
 
 
-@functools.lru_cache(maxsize=None)
-def load_catalog(language: str) -> dict[str, str]:
-    """The message catalog of a language (English message -> translation); empty for English."""
-    if language == "en":
-        return {}
-    path = TEMPLATES / "messages" / f"{language}.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-def translator(language: str) -> Callable[[str], str]:
-    """The catalog lookup of a language: a message's translation, or the message itself."""
-    catalog = load_catalog(language)
-    return lambda message: catalog.get(message, message)
-
-
 def make_environment(language: str = "en") -> jinja2.Environment:
     """The report's one Jinja2 environment: autoescaping, templates beside this module, filters, i18n."""
     env = jinja2.Environment(
@@ -381,7 +387,9 @@ def make_environment(language: str = "en") -> jinja2.Environment:
         ngettext=lambda singular, plural, n: translate(singular if n == 1 else plural),
         newstyle=True,
     )
-    env.filters.update(percent=fmt.percent, thousands=fmt.thousands, number=fmt.number, points=fmt.points)
+    env.filters.update(
+        percent=fmt.percent, thousands=fmt.thousands, number=fmt.number, points=fmt.points, p_value=fmt.p_value
+    )
     env.globals.update(language=language)
     return env
 
@@ -391,7 +399,9 @@ def render(env: jinja2.Environment, **context: Any) -> str:
     return env.get_template("report.html.j2").render(**context)
 
 
-def build_report(results: list[ExerciseResult], params: Params, provenance: dict[str, Any]) -> str:
+def build_report(
+    results: list[ExerciseResult], params: Params, provenance: dict[str, Any], study: StudyView | None = None
+) -> str:
     """The HTML page for these results: observations, figures, then one render call."""
     language = params.report.language
     env = make_environment(language)
@@ -399,15 +409,20 @@ def build_report(results: list[ExerciseResult], params: Params, provenance: dict
     translate = translator(language)
     labels = {key: translate(MESSAGES[key]) for key in ("train", "validation", "accuracy", "loss", "epoch", "predicted", "actual")}
     for result in results:
-        result.observations = class_observations(result, fmt) + curve_observations(result, fmt)
+        result.study = study.statistics["exercises"].get(result.name) if study else None
+        result.observations = (
+            class_observations(result, fmt) + curve_observations(result, fmt) + study_observations(result, fmt)
+        )
         result.figures = {
-            "curves": curves_figure(result.history, labels),
+            # A studied exercise shows its curves across seeds (aggregate drew them); the others their one run.
+            "curves": study.figures[result.name] if result.study else curves_figure(result.history, labels),
             "confusion": confusion_figure(result.evaluation["confusion_matrix"], result.class_names, labels),
         }
     return render(
         env,
         results=results,
-        comparisons=comparisons(results, fmt, translate),
+        comparisons=comparisons(results, fmt, translate, study.statistics if study else None),
+        study=study,
         datasets=params.datasets,
         provenance=provenance,
     )
@@ -428,10 +443,7 @@ def load_results(params: Params, folders: dict[str, Path]) -> list[ExerciseResul
     """Read what train and evaluate wrote (folders: metrics, evaluation, summary, history) for every exercise."""
     results = []
     for name, spec in params.exercises.items():
-        paths = {
-            kind: folders[kind] / f"{name}.{'csv' if kind == 'history' else 'json'}"
-            for kind in ("metrics", "evaluation", "summary", "history")
-        }
+        paths = {kind: folders[kind] / f"{name}.{'csv' if kind == 'history' else 'json'}" for kind in FOLDERS}
         missing = [str(p) for p in paths.values() if not p.is_file()]
         if missing:
             raise StageError(f"{name}: missing {', '.join(missing)}; run `dvc repro` to train and evaluate it")
@@ -451,6 +463,54 @@ def load_results(params: Params, folders: dict[str, Path]) -> list[ExerciseResul
     return results
 
 
+@dataclass(frozen=True)
+class StudyView:
+    """What aggregate wrote for the seeds study, ready for the page."""
+
+    statistics: dict  # reports/study.json: per exercise and per comparison
+    runs: list[dict]  # one row per run: exercise, seed, lab_run, test_accuracy, test_loss
+    seeds: tuple[int, ...]  # every run's seed, the lab's first
+    figures: dict[str, str]  # "overview" and each studied exercise's curves, as data URIs
+
+    def accuracy(self, exercise: str, seed: int) -> float:
+        """One run's test accuracy."""
+        return next(r["test_accuracy"] for r in self.runs if r["exercise"] == exercise and r["seed"] == seed)
+
+    def position(self, exercise: str) -> str:
+        """Where the lab's number falls: inside, above or below our runs' range."""
+        s = self.statistics["exercises"][exercise]
+        return "inside" if s["lab_in_range"] else ("above" if s["lab"] > s["max"] else "below")
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def load_study(params: Params, statistics_file: Path, figures: Path) -> StudyView:
+    """Read the study's statistics, per-run table and figures; every studied exercise must be there."""
+    wanted = [statistics_file, figures / RUNS_CSV, figures / OVERVIEW_PNG, *(figures / curves_png(n) for n in params.study.exercises)]
+    missing = [str(p) for p in wanted if not p.is_file()]
+    if missing:
+        raise StageError(f"seeds study: missing {', '.join(missing)}; run `dvc repro` to aggregate it")
+    statistics = json.loads(statistics_file.read_text())
+    absent = [n for n in params.study.exercises if n not in statistics.get("exercises", {})]
+    if absent:
+        raise StageError(f"{statistics_file}: no statistics for {', '.join(absent)}; run `dvc repro` to aggregate them")
+    with open(figures / RUNS_CSV, newline="", encoding="utf-8") as f:
+        runs = [
+            {**row, "seed": int(row["seed"]), "lab_run": row["lab_run"] == "True",
+             "test_accuracy": float(row["test_accuracy"]), "test_loss": float(row["test_loss"])}
+            for row in csv.DictReader(f)
+        ]
+    return StudyView(
+        statistics=statistics,
+        runs=runs,
+        seeds=params.study.all_seeds(params.seed),
+        figures={"overview": _data_uri(figures / OVERVIEW_PNG)}
+        | {name: _data_uri(figures / curves_png(name)) for name in params.study.exercises},
+    )
+
+
 def provenance(results: list[ExerciseResult]) -> dict[str, Any]:
     """Git revision and library versions the results came from."""
     try:
@@ -465,16 +525,19 @@ def provenance(results: list[ExerciseResult]) -> dict[str, Any]:
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.report METRICS_DIR EVALUATION_DIR SUMMARY_DIR HISTORY_DIR OUT.html`."""
+    """Command line: `python -m stages.report --metrics DIR --evaluation DIR --summary DIR --history DIR
+    --study FILE.json --study-figures DIR --out FILE.html`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for kind in ("metrics", "evaluation", "summary", "history"):
-        parser.add_argument(kind, type=Path, help=f"the folder of the {kind} files")
-    parser.add_argument("out", type=Path)
+    for kind in FOLDERS:
+        parser.add_argument(f"--{kind}", type=Path, required=True, help=f"the folder of the {kind} files")
+    parser.add_argument("--study", type=Path, required=True, help="the seeds study's statistics (aggregate)")
+    parser.add_argument("--study-figures", type=Path, required=True, help="the study's per-run table and figures")
+    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     params = load_params()
-    folders = {kind: getattr(args, kind) for kind in ("metrics", "evaluation", "summary", "history")}
-    results = load_results(params, folders)
-    write_text(args.out, build_report(results, params, provenance(results)))
+    results = load_results(params, {kind: getattr(args, kind) for kind in FOLDERS})
+    study = load_study(params, args.study, args.study_figures)
+    write_text(args.out, build_report(results, params, provenance(results), study))
     print(f"report: wrote {args.out} ({len(results)} exercises)", file=sys.stderr)
 
 

@@ -70,17 +70,46 @@ def write_results(folder: Path, params_data: dict, matrices: dict[str, list[list
     return folders
 
 
-def render(tmp_path: Path, params_data: dict, matrices=None) -> BeautifulSoup:
+# Five runs (the lab's seed first) per studied exercise: ex1 -> ex2 a real drop, the lab's ex3 above our range.
+STUDY_ACCURACY = {
+    "baseline": [0.1135, 0.0980, 0.1028, 0.1135, 0.0958],
+    "ex1": [0.8725, 0.8810, 0.8690, 0.8755, 0.8790],
+    "ex2": [0.7434, 0.7532, 0.7025, 0.7610, 0.7288],
+    "ex3": [0.9768, 0.9771, 0.9759, 0.9775, 0.9762],
+}
+
+
+def write_study(root: Path, params_data: dict, accuracy: dict[str, list[float]] = STUDY_ACCURACY) -> tuple[Path, Path]:
+    """What aggregate would write for these runs: the statistics file and the figures folder."""
+    from stages import aggregate as A
+    from tests.test_aggregate import write_runs
+
+    params = parse_params(params_data)
+    folders = write_runs(root, params_data, accuracy)
+    runs, curves = A.read_runs(params, folders["metrics"], folders["history"], folders["runs"])
+    statistics = A.study_statistics(runs, params)
+    (root / "study.json").write_text(json.dumps(statistics))
+    A.write_figures(root / "study", runs, curves, statistics, params.report.language)
+    return root / "study.json", root / "study"
+
+
+@pytest.fixture(scope="module")
+def study_files(tmp_path_factory, params_data) -> tuple[Path, Path]:
+    return write_study(tmp_path_factory.mktemp("study"), params_data)
+
+
+def render(tmp_path: Path, params_data: dict, study_files: tuple[Path, Path], matrices=None) -> BeautifulSoup:
     params = parse_params(params_data)
     results = R.load_results(params, write_results(tmp_path, params_data, matrices))
-    html = R.build_report(results, params, {"revision": "abc1234", "versions": {"keras": "3"}})
+    study = R.load_study(params, *study_files)
+    html = R.build_report(results, params, {"revision": "abc1234", "versions": {"keras": "3"}}, study)
     (tmp_path / "index.html").write_text(html)
     return BeautifulSoup(html, "lxml")
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory, params_data) -> BeautifulSoup:
-    return render(tmp_path_factory.mktemp("page"), params_data)
+def page(tmp_path_factory, params_data, study_files) -> BeautifulSoup:
+    return render(tmp_path_factory.mktemp("page"), params_data, study_files)
 
 
 def test_overview_has_one_row_per_exercise_with_lab_comparison(page, params_data):
@@ -107,7 +136,7 @@ def test_every_exercise_has_all_sections(page, params_data):
 
 def test_figures_are_embedded_pngs_and_nothing_is_fetched(page):
     images = page.select("img")
-    assert len(images) == 2 * 5
+    assert len(images) == 2 * 5 + 1  # curves and confusion matrix per exercise, the study's overview
     for img in images:
         assert img["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -127,12 +156,73 @@ def test_observations_match_the_labs_kind_of_comment(page):
     assert any(c.startswith("ex3 differs from ex2 only in its input scaling (raw → x/255)") for c in comparisons)
 
 
-def test_observations_follow_the_confusion_matrix(tmp_path, params_data):
+def test_study_section_shows_every_run_and_where_the_lab_falls(page):
+    rows = page.select("table.study tbody tr")
+    assert [row["data-exercise"] for row in rows] == ["baseline", "ex1", "ex2", "ex3"]
+    # HTML whitespace is insignificant: compare texts with runs of whitespace as one space.
+    ex2 = [" ".join(td.get_text(" ").split()) for td in page.select_one('table.study tr[data-exercise="ex2"]').select("td")]
+    # ex2's runs: 74.34 75.32 70.25 76.10 72.88 -> mean 73.78, sd 2.31; the lab's 74.68 is inside.
+    assert ex2[:4] == ["ex2", "5", "73.78% ± 2.31%", "70.25% – 76.10%"]
+    assert ex2[5:] == ["74.68%", "inside our range (0.4 sd)"]
+    ex3 = page.select_one('table.study tr[data-exercise="ex3"] td.above').get_text(" ", strip=True)
+    assert ex3.startswith("above our range")
+    runs = page.select("table.runs tbody tr")
+    assert [th.get_text() for th in page.select("table.runs thead th")][1:] == ["seed 42", "seed 1", "seed 2", "seed 3", "seed 4"]
+    assert [td.get_text() for td in runs[2].select("td")] == ["ex2", "74.34%", "75.32%", "70.25%", "76.10%", "72.88%"]
+    assert page.select_one("#study figure.study-overview img")["src"].startswith("data:image/png;base64,")
+
+
+def test_observations_and_comparisons_cite_the_study(page):
+    ex3 = page.select_one("section#ex-ex3 .observations").get_text(" ", strip=True)
+    assert "The lab's 97.98% lies above the range of our 5 runs (97.59% to 97.75%)" in ex3
+    assert "our runs do not reach it" in ex3
+    ex2 = page.select_one("section#ex-ex2 .observations").get_text(" ", strip=True)
+    assert "The lab's 74.68% lies inside the range of our 5 runs (70.25% to 76.10%), 0.4 standard deviations" in ex2
+    verdicts = [v.get_text(" ", strip=True) for v in page.select("#comparisons .verdict")]
+    assert len(verdicts) == 2
+    assert re.match(r"Over 5 and 5 runs, ex2 is 13\.\d\d ± \d\.\d\d points below ex1 \(95% interval -1\d\.\d\d to -1\d\.\d\d; "
+                    r"Welch's t-test p = (< )?0\.\d+\): a real difference", verdicts[0]), verdicts[0]
+    assert verdicts[1].startswith("Over 5 and 5 runs, ex3 is 23.")
+    # Studied exercises show their curves across seeds; ex5 its one run.
+    assert "over 5 runs" in page.select_one("section#ex-ex2 figure.curves img")["alt"]
+    assert page.select_one("section#ex-ex5 figure.curves img")["alt"] == "Accuracy and loss per epoch, training and validation"
+
+
+@pytest.mark.parametrize(
+    "test, expected",
+    [
+        ({"difference": -0.1328, "ci95_low": -0.16, "ci95_high": -0.1056, "p_value": 0.0001},
+         "Over 5 and 4 runs, b is 13.28 ± 2.72 points below a (95% interval -16.00 to -10.56; Welch's t-test p = < 0.001)"),
+        ({"difference": 0.004, "ci95_low": 0.001, "ci95_high": 0.007, "p_value": 0.021},
+         "Over 5 and 4 runs, b is 0.40 ± 0.30 points above a (95% interval +0.10 to +0.70; Welch's t-test p = 0.021)"),
+        ({"difference": 0.004, "ci95_low": -0.002, "ci95_high": 0.01, "p_value": 0.17},
+         "Over 5 and 4 runs, b differs from a by +0.40 points (95% interval -0.20 to +1.00; Welch's t-test p = 0.170): "
+         "within run-to-run noise"),
+        ({"difference": 0.1, "ci95_low": None, "ci95_high": None, "p_value": None},
+         "Over 5 and 4 runs, every run of each exercise gave the same accuracy"),
+    ],
+)
+def test_study_verdicts(test, expected):
+    o = R.study_comparison("a", "b", test, 5, 4, R.Formatter("en"))
+    assert (o.message % o.values).startswith(expected)
+
+
+def test_missing_study_files_name_them(tmp_path, params_data, study_files):
+    import shutil as sh
+
+    folder = tmp_path / "study"
+    sh.copytree(study_files[1], folder)
+    (folder / "curves-ex2.png").unlink()
+    with pytest.raises(R.StageError, match=r"seeds study: missing .*curves-ex2.png; run `dvc repro`"):
+        R.load_study(parse_params(params_data), study_files[0], folder)
+
+
+def test_observations_follow_the_confusion_matrix(tmp_path, params_data, study_files):
     first = _matrix([0.99, 0.98, 0.97, 0.96, 0.95, 0.97, 0.98, 0.97, 0.96, 0.97], confused=(4, 9, 5))
     second = _matrix([0.90, 0.99, 0.80, 0.96, 0.95, 0.97, 0.98, 0.97, 0.96, 0.97], confused=(2, 7, 15))
     texts = []
     for i, matrix in enumerate((first, second)):
-        soup = render(tmp_path / str(i), params_data, {"ex3": matrix})
+        soup = render(tmp_path / str(i), params_data, study_files, {"ex3": matrix})
         texts.append([li.get_text(" ", strip=True) for li in soup.select("section#ex-ex3 .observations li")][:3])
     assert texts[0] == [
         "Best class: 0, with 99 of 100 right (99.00%).",
@@ -147,10 +237,10 @@ def test_observations_follow_the_confusion_matrix(tmp_path, params_data):
 
 
 @pytest.mark.parametrize("payload", ["<script>alert(1)</script>", '"onerror="alert(1)', "<img src=x onerror=alert(1)>"])
-def test_text_from_params_and_data_is_escaped(tmp_path, params_copy, monkeypatch, payload):
+def test_text_from_params_and_data_is_escaped(tmp_path, params_copy, study_files, monkeypatch, payload):
     params_copy["exercises"]["ex2"]["description"] = payload
     monkeypatch.setitem(R.CLASS_NAMES, "mnist", [payload] + [str(i) for i in range(1, 10)])
-    soup = render(tmp_path, params_copy)
+    soup = render(tmp_path, params_copy, study_files)
     assert soup.select_one("section#ex-ex2 .description").get_text() == payload
     assert soup.select_one("section#ex-ex2 .per-class tbody td").get_text() == payload
     assert not soup.select("script")
@@ -158,35 +248,48 @@ def test_text_from_params_and_data_is_escaped(tmp_path, params_copy, monkeypatch
     assert payload not in (tmp_path / "index.html").read_text()
 
 
-def test_vietnamese_page(tmp_path, params_copy):
+def test_vietnamese_page(tmp_path, params_copy, study_files):
     params_copy["report"]["language"] = "vi"
-    soup = render(tmp_path, params_copy)
+    soup = render(tmp_path, params_copy, study_files)
     assert soup.html["lang"] == "vi"
     assert soup.select_one("#overview h2").get_text() == "Tổng quan"
     ex3 = soup.select_one("section#ex-ex3 .observations").get_text(" ", strip=True)
     assert "Mô hình dự đoán chính xác nhất ở class" in ex3
     assert "97,98%" in soup.select_one('table.overview tr[data-exercise="ex3"]').get_text()
     assert "623.290" in soup.select_one("section#ex-ex3 .total-params").get_text()
+    assert soup.select_one("#study h2").get_text() == "Khảo sát theo seed"
+    verdicts = soup.select("#comparisons .verdict")
+    assert verdicts and verdicts[0].get_text(" ", strip=True).startswith("Qua 5 và 5 lần chạy, ex2 thấp hơn ex1 13,")
 
 
 def test_vietnamese_catalog_covers_every_message():
-    catalog = R.load_catalog("vi")
+    from stages.aggregate import LABELS
+    from stages.i18n import load_catalog
+
+    catalog = load_catalog("vi")
     env = R.make_environment("en")
-    wanted = set(R.MESSAGES.values())
+    wanted = set(R.MESSAGES.values()) | set(LABELS.values())
     for template in R.TEMPLATES.rglob("*.j2"):
-        wanted |= {msg for _, _, msg in env.extract_translations(template.read_text()) if isinstance(msg, str)}
+        for _, _, msg in env.extract_translations(template.read_text()):
+            # A message with values comes as a tuple (message, None, ...); None is a message
+            # passed in a variable (the Python side's, in MESSAGES).
+            message = msg[0] if isinstance(msg, tuple) else msg
+            if message is not None:
+                wanted.add(message)
+    assert len(wanted) >= 90  # the extraction found the templates' messages
     assert sorted(wanted - set(catalog)) == []
     for message, translation in catalog.items():
         placeholders = sorted(re.findall(r"%\((\w+)\)s", message))
         assert sorted(re.findall(r"%\((\w+)\)s", translation)) == placeholders, message
 
 
-def test_report_main_never_imports_tensorflow(tmp_path, params_data):
+def test_report_main_never_imports_tensorflow(tmp_path, params_data, study_files):
     folders = write_results(tmp_path / "reports", params_data)
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    args = [arg for k in FOLDERS for arg in (f"--{k}", str(folders[k]))]
+    args += ["--study", str(study_files[0]), "--study-figures", str(study_files[1]), "--out", str(tmp_path / "index.html")]
     code = (
-        "import sys; from stages.report import main; "
-        f"main({[str(folders[k]) for k in FOLDERS] + [str(tmp_path / 'index.html')]!r}); "
+        f"import sys; from stages.report import main; main({args!r}); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -213,11 +316,11 @@ needs_browser = pytest.mark.skipif(
 
 
 @needs_browser
-def test_page_renders_in_headless_chromium(tmp_path, params_data):
+def test_page_renders_in_headless_chromium(tmp_path, params_data, study_files):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    render(tmp_path, params_data)
+    render(tmp_path, params_data, study_files)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -231,8 +334,16 @@ def test_page_renders_in_headless_chromium(tmp_path, params_data):
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
         )
-        assert len(images) == 10 and all(done and w > 100 and h > 100 for done, w, h in images)
+        assert len(images) == 11 and all(done and w > 100 and h > 100 for done, w, h in images)
         assert driver.execute_script("return document.querySelectorAll('table.overview tbody tr').length") == 5
+        # The study's figures: the overview and the four studied exercises' bands across seeds, decoded.
+        study_images = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#study img, section.exercise figure.curves img'))"
+            ".map(i => [i.alt, i.naturalWidth]);"
+        )
+        assert len(study_images) == 1 + 5 and all(width > 300 for _, width in study_images)
+        assert sum("over 5 runs" in alt for alt, _ in study_images) == 4
+        assert driver.execute_script("return document.querySelectorAll('table.study tbody tr').length") == 4
         shot = tmp_path / "report.png"
         driver.save_screenshot(str(shot))
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
