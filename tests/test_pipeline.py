@@ -26,13 +26,19 @@ from tests.fixtures import cifar_arrays, mnist_arrays, set_key, sha256, write_ci
 PROJECT_FILES = (
     "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots/curves.json",
 )
+EXERCISES = ("baseline", "ex1", "ex2", "ex3", "ex5")
+# The tiny project's seeds study: the default seeds, two exercises (the many edits of ex2 below stay cheap).
+STUDY = {"seeds": [1, 2, 3, 4], "exercises": ["ex1", "ex3"]}
 ALL_STAGES = {
     "validate",
     "download@mnist", "download@cifar10",
     "prepare@mnist_raw", "prepare@mnist_scaled", "prepare@cifar10_scaled",
-    *(f"{kind}@{ex}" for kind in ("train", "evaluate") for ex in ("baseline", "ex1", "ex2", "ex3", "ex5")),
+    *(f"{kind}@{ex}" for kind in ("train", "evaluate", "fingerprint") for ex in EXERCISES),
+    *(f"replicate@{ex}-{seed}" for ex in STUDY["exercises"] for seed in STUDY["seeds"]),
+    "aggregate",
     "report",
 }
+TRAINING = re.compile(r"^(train|replicate)@")
 
 
 class Project:
@@ -108,7 +114,7 @@ def wait_for(proc: subprocess.Popen, pattern: str, timeout: float = 300) -> None
     raise AssertionError(f"timed out waiting for {pattern!r}")
 
 
-def make_project(tmp: Path) -> Project:
+def make_project(tmp: Path, study: dict = STUDY) -> Project:
     mirror = tmp / "mirror"
     mirror.mkdir()
     mnist = write_mnist_npz(mirror / "mnist.npz", mnist_arrays(n_train=200, n_test=60))
@@ -126,6 +132,7 @@ def make_project(tmp: Path) -> Project:
         for exercise in data["exercises"].values():
             exercise["epochs"] = 2
             exercise["batch_size"] = 32
+        data["study"] = study
 
     project.edit(tiny)
     project.run("git", "init", "-q", "-b", "main")
@@ -148,6 +155,10 @@ def test_fresh_repro_runs_every_stage_once(project):
         assert (project.path / f"data/models/{ex}/model.keras").stat().st_size > 10_000
     summary = json.loads(project.read("reports/summary/ex5.json"))
     assert summary["total_params"] == 11_018_762
+    study = json.loads(project.read("reports/study.json"))
+    assert {name: s["n"] for name, s in study["exercises"].items()} == {"ex1": 5, "ex3": 5}
+    run = json.loads(project.read("reports/runs/ex3/seed-4.json"))
+    assert run["seed"] == 4 and len(run["history"]["val_accuracy"]) == 2
     assert b"<html" in project.read("reports/index.html")
     # Training logs one line per epoch: no carriage-return progress bars.
     assert "\r" not in log and "Epoch 2/2" in log
@@ -164,9 +175,10 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
     project.edit(lambda d: d["exercises"]["ex2"].update(epochs=3))
     # `dvc status` names the stages whose own deps changed; evaluate@ex2 follows from train@ex2.
     # `validate` checks every params change; its unchanged marker makes nothing else stale.
-    assert project.status() == {"validate", "train@ex2", "report"}
+    # `aggregate` reads every exercise's settings (to find the one-change comparisons).
+    assert project.status() == {"validate", "train@ex2", "aggregate", "report"}
     ran, log = project.repro()
-    assert ran == {"validate", "train@ex2", "evaluate@ex2", "report"}, log
+    assert ran == {"validate", "train@ex2", "evaluate@ex2", "aggregate", "report"}, log
     assert "Epoch 3/3" in log
 
 
@@ -193,6 +205,28 @@ def test_deleted_model_is_restored_without_training(project):
     assert (project.path / "data/models/ex1/model.keras").is_file()
 
 
+def test_adding_a_seed_trains_only_its_runs_and_removing_it_trains_nothing(project):
+    project.edit(lambda d: d["study"]["seeds"].append(5))
+    ran, log = project.repro()
+    assert ran == {"validate", "replicate@ex1-5", "replicate@ex3-5", "aggregate", "report"}, log
+    study = json.loads(project.read("reports/study.json"))
+    assert {s["n"] for s in study["exercises"].values()} == {6}
+    project.edit(lambda d: d["study"]["seeds"].remove(5))
+    ran, log = project.repro()
+    assert ran == {"validate", "aggregate", "report"} and "Epoch" not in log, log
+    study = json.loads(project.read("reports/study.json"))
+    assert {s["n"] for s in study["exercises"].values()} == {5}
+    assert project.status() == set()
+
+
+def test_editing_a_studied_exercise_stales_only_its_runs(project):
+    project.edit(lambda d: d["exercises"]["ex1"].update(learning_rate=0.02))
+    expected = {"validate", "train@ex1", *(f"replicate@ex1-{seed}" for seed in STUDY["seeds"]), "aggregate", "report"}
+    assert project.status() == expected
+    project.run("git", "checkout", "params.yaml")
+    assert project.status() == set()
+
+
 def test_editing_a_template_reruns_only_the_report(project):
     style = project.path / "stages/templates/style.css"
     style.write_text(style.read_text() + "\n/* tweak */\n")
@@ -206,14 +240,14 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(project):
     # ex2 switches to an existing variant: no prepare stage runs.
     project.edit(lambda d: d["exercises"]["ex2"].update(inputs="mnist_scaled"))
     ran, log = project.repro()
-    assert ran == {"validate", "train@ex2", "evaluate@ex2", "report"}, log
+    assert ran == {"validate", "fingerprint@ex2", "train@ex2", "evaluate@ex2", "aggregate", "report"}, log
     # ex5 switches to a variant that does not exist yet: only that prepare runs, then ex5's stages.
     def raw_cifar(d):
         d["inputs"]["cifar10_raw"] = {"dataset": "cifar10", "divide_by_255": False}
         d["exercises"]["ex5"]["inputs"] = "cifar10_raw"
     project.edit(raw_cifar)
     ran, log = project.repro()
-    assert ran == {"validate", "prepare@cifar10_raw", "train@ex5", "evaluate@ex5", "report"}, log
+    assert ran == {"validate", "prepare@cifar10_raw", "fingerprint@ex5", "train@ex5", "evaluate@ex5", "aggregate", "report"}, log
     project.run("git", "checkout", "params.yaml")
     ran, log = project.repro()
     assert not {r for r in ran if r.startswith("train")}, log  # back to cached results
@@ -407,3 +441,66 @@ def test_sharing_through_a_remote_needs_no_training(project, tmp_path):
     assert "Running stage" not in out.stdout + out.stderr, out.stdout
     assert (clone / "reports/index.html").read_bytes() == project.read("reports/index.html")
     assert (clone / "data/models/ex5/model.keras").read_bytes() == project.read("data/models/ex5/model.keras")
+
+
+def test_workers_spread_the_study_and_a_collector_trains_nothing(tmp_path):
+    """Two machines train disjoint halves of the study and push; a third collects and trains nothing.
+
+    The lab's runs (train, evaluate) are results kept in Git: the machine that trains them commits
+    and pushes them as usual. The other seeds' runs travel through DVC's run-cache alone.
+    """
+    project = make_project(tmp_path, study={"seeds": [1, 2, 3], "exercises": ["ex1", "ex2"]})
+
+    def two_exercises(d):
+        for name in ("baseline", "ex3", "ex5"):
+            del d["exercises"][name]
+        del d["inputs"]["cifar10_scaled"], d["datasets"]["cifar10"]
+
+    project.edit(two_exercises)
+    project.run("dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    project.commit("a study over two machines")
+    bare = tmp_path / "origin.git"
+    project.run("git", "init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    project.run("git", "push", "-q", str(bare), "main")
+
+    halves = {
+        "worker-a": ["evaluate@ex1", "evaluate@ex2", "replicate@ex1-1", "replicate@ex2-1"],
+        "worker-b": ["replicate@ex1-2", "replicate@ex1-3", "replicate@ex2-2", "replicate@ex2-3"],
+    }
+    trained = {}
+    for worker, targets in halves.items():
+        clone = tmp_path / worker
+        project.run("git", "clone", "-q", str(bare), str(clone), cwd=tmp_path)
+        out = project.run("dvc", "repro", *targets, cwd=clone)
+        trained[worker] = {r for r in re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr) if TRAINING.match(r)}
+        project.run("dvc", "push", "--run-cache", cwd=clone)
+        if worker == "worker-a":  # the lab's runs: committed and pushed like any result kept in Git
+            project.run("git", "add", "-A", cwd=clone)
+            project.run("git", "commit", "-q", "-m", "the lab's runs", cwd=clone)
+            project.run("git", "push", "-q", "origin", "main", cwd=clone)
+    assert trained["worker-a"] == {"train@ex1", "train@ex2", "replicate@ex1-1", "replicate@ex2-1"}
+    assert trained["worker-b"] == set(halves["worker-b"])
+    accuracy = {
+        name: [json.loads((tmp_path / "worker-a" / f"reports/metrics/{name}.json").read_text())["test_accuracy"]]
+        + [json.loads((tmp_path / worker / f"reports/runs/{name}/seed-{seed}.json").read_text())["test_accuracy"]
+           for worker, seed in (("worker-a", 1), ("worker-b", 2), ("worker-b", 3))]
+        for name in ("ex1", "ex2")
+    }
+
+    collector = tmp_path / "collector"
+    project.run("git", "clone", "-q", str(bare), str(collector), cwd=tmp_path)
+    out = project.run("dvc", "repro", "--pull", cwd=collector)
+    log = out.stdout + out.stderr
+    ran = set(re.findall(r"Running stage '([^']+)'", log))
+    assert not {r for r in ran if re.match(r"^(train|evaluate|replicate)@", r)} and "Epoch" not in log, log
+    assert {"aggregate", "report"} <= ran
+    assert len(re.findall(r"Stage 'replicate@ex\d-[23]' is cached - skipping run", log)) == 4, log
+
+    from bs4 import BeautifulSoup
+
+    page = BeautifulSoup((collector / "reports/index.html").read_text(), "lxml")
+    assert [th.get_text() for th in page.select("table.runs thead th")][1:] == ["seed 42", "seed 1", "seed 2", "seed 3"]
+    for name, values in accuracy.items():
+        cells = [td.get_text() for td in page.select_one(f'table.runs tr[data-exercise="{name}"]').select("td")[1:]]
+        assert cells == [f"{v * 100:.2f}%" for v in values], (name, cells, values)
+    assert len(page.select("#comparisons .verdict")) == 1  # ex1 -> ex2, judged over both machines' runs
