@@ -177,10 +177,17 @@ def _seaborn():
     return sns
 
 
-def _number_axis(axis, fmt: Formatter, digits: int) -> None:
+def _number_axis(axis, fmt: Formatter) -> None:
+    """Tick labels in the report's language (decimal comma in Vietnamese), with as many decimals as the
+    tick spacing needs (97.75 and 97.80, not 97.8 twice)."""
     from matplotlib.ticker import FuncFormatter
 
-    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt.number(v, digits)))
+    def label(value: float, _position) -> str:
+        ticks = axis.get_majorticklocs()
+        step = min((b - a for a, b in zip(ticks, ticks[1:]) if b > a), default=1.0)
+        return fmt.number(value, max(0, math.ceil(-math.log10(step) - 1e-9)))
+
+    axis.set_major_formatter(FuncFormatter(label))
 
 
 def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict[str, str], fmt: Formatter):
@@ -204,7 +211,7 @@ def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict
         ax.set_title(name)
         ax.set_xlabel("")
         ax.set_ylabel(labels["accuracy_pct"] if ax is axes[0][0] else "")
-        _number_axis(ax.yaxis, fmt, 1)
+        _number_axis(ax.yaxis, fmt)
     handles = [
         Line2D([], [], marker="o", linestyle="", color="C0", alpha=0.75, label=labels["run"]),
         Line2D([], [], marker="o", linestyle="-", color="black", label=labels["mean_ci"]),
@@ -230,7 +237,7 @@ def curves_figure(curves: pd.DataFrame, labels: dict[str, str], fmt: Formatter):
         ax.set_xlabel(labels["epoch"])
         ax.set_ylabel("")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _number_axis(ax.yaxis, fmt, 2)
+        _number_axis(ax.yaxis, fmt)
         ax.legend(title=None)
     figure.tight_layout()
     return figure

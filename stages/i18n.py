@@ -37,10 +37,10 @@ class Formatter:
         return "–" if value is None else self._localize(f"{value * 100:+.{digits}f}")
 
     def p_value(self, value: float | None) -> str:
-        """A p-value as statisticians write it: three decimals, or "< 0.001"."""
+        """A p-value with its relation, as statisticians write it: "= 0.021", or "< 0.001"."""
         if value is None:
             return "–"
-        return "< " + self._localize("0.001") if value < 0.001 else self._localize(f"{value:.3f}")
+        return "< " + self._localize("0.001") if value < 0.001 else "= " + self._localize(f"{value:.3f}")
 
 
 @functools.lru_cache(maxsize=None)

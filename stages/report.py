@@ -73,11 +73,11 @@ MESSAGES = {
     "lab_below": "The lab's %(lab)s lies below the range of our %(n)s runs (%(min)s to %(max)s), "
     "%(sds)s standard deviations below our mean of %(mean)s ± %(sd)s: our runs do better.",
     "study_above": "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points above %(a)s "
-    "(95%% interval %(low)s to %(high)s; Welch's t-test p = %(p)s): a real difference, not run-to-run noise.",
+    "(95%% interval %(low)s to %(high)s; Welch's t-test p %(p)s): a real difference, not run-to-run noise.",
     "study_below": "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points below %(a)s "
-    "(95%% interval %(low)s to %(high)s; Welch's t-test p = %(p)s): a real difference, not run-to-run noise.",
+    "(95%% interval %(low)s to %(high)s; Welch's t-test p %(p)s): a real difference, not run-to-run noise.",
     "study_noise": "Over %(n_a)s and %(n_b)s runs, %(b)s differs from %(a)s by %(signed)s points (95%% interval "
-    "%(low)s to %(high)s; Welch's t-test p = %(p)s): within run-to-run noise, so single runs cannot tell them apart.",
+    "%(low)s to %(high)s; Welch's t-test p %(p)s): within run-to-run noise, so single runs cannot tell them apart.",
     "study_untestable": "Over %(n_a)s and %(n_b)s runs, every run of each exercise gave the same accuracy: "
     "there is no spread to test the difference of %(signed)s points against.",
     # Figure labels and the settings a comparison can name.
