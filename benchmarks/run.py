@@ -131,6 +131,19 @@ def bench_full_repro(project: Path) -> dict:
     return {"stages": len(stages), "wall (s)": wall, "sum of fit time (s)": fit, "ratio": wall / fit}
 
 
+def stage_command(project: Path, stage: str, **replace: str) -> list[str]:
+    """A stage's command as dvc.yaml writes it, its `${paths.*}` filled in; `replace` swaps option values."""
+    pipeline = yaml.safe_load((project / "dvc.yaml").read_text())
+    paths = next(v["paths"] for v in pipeline["vars"] if "paths" in v)
+    cmd = pipeline["stages"][stage]["cmd"]
+    for name, value in paths.items():
+        cmd = cmd.replace("${paths." + name + "}", value)
+    words = cmd.split()
+    for option, value in replace.items():
+        words[words.index(f"--{option}") + 1] = value
+    return [sys.executable if w == "python" else w for w in words]
+
+
 def bench_project(project: Path, repeats: int) -> dict:
     """No-op `dvc repro`, the report stage, and each stage module's start-up cost, on a built project."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -143,20 +156,19 @@ def bench_project(project: Path, repeats: int) -> dict:
         if "Running stage" in out.stdout:
             raise SystemExit("the project is not built: `dvc repro` ran a stage")
     results["noop dvc repro (s)"] = statistics.median(noop)
-    report = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "stages.report", "reports/metrics", "reports/evaluation", "reports/summary",
-             "reports/history", str(Path(tempfile.gettempdir()) / "denselab-bench-report.html")],
-            cwd=project, env=env, check=True, capture_output=True,
-        )
-        report.append(time.perf_counter() - start)
-    results["report stage (s)"] = statistics.median(report)
-    for module in ("validate", "download", "prepare", "train", "evaluate", "report"):
-        # The training and evaluating stages load TensorFlow (and the training one its loop) before any work.
-        heavy = {"train": "; from stages.cli import load_tensorflow; load_tensorflow(); import stages.loop, stages.models",
-                 "evaluate": "; from stages.cli import load_tensorflow; load_tensorflow()"}.get(module, "")
+    scratch = Path(tempfile.mkdtemp(prefix="denselab-bench-"))
+    for stage, outputs in (("report", {"out": str(scratch / "index.html")}),
+                           ("aggregate", {"out": str(scratch / "study.json"), "figures": str(scratch / "study")})):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run(stage_command(project, stage, **outputs), cwd=project, env=env, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        results[f"{stage} stage (s)"] = statistics.median(times)
+    for module in ("validate", "download", "prepare", "fingerprint", "train", "replicate", "evaluate", "aggregate", "report"):
+        # The training and evaluating stages load TensorFlow (and the training ones their loop) before any work.
+        loop = "; from stages.cli import load_tensorflow; load_tensorflow(); import stages.loop, stages.models"
+        heavy = {"train": loop, "replicate": loop, "evaluate": "; from stages.cli import load_tensorflow; load_tensorflow()"}.get(module, "")
         times = []
         for _ in range(repeats):
             start = time.perf_counter()

@@ -7,6 +7,7 @@ names the key and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
@@ -77,6 +78,21 @@ class Exercise:
     epochs: int
     validation_split: float
     lab_test_accuracy: float | None
+
+    def training_settings(self) -> dict[str, Any]:
+        """The settings a run trains with (TRAINING_KEYS), as plain data."""
+        return {key: dataclasses.asdict(self)[key] for key in TRAINING_KEYS}
+
+    @classmethod
+    def from_training_settings(cls, settings: Mapping[str, Any], inputs: str) -> Exercise:
+        """An exercise that trains with `settings` (as `training_settings()` wrote them) on `inputs`."""
+        layers = tuple(Layer(**layer) for layer in settings["layers"])
+        rest = {key: settings[key] for key in TRAINING_KEYS if key != "layers"}
+        return cls(description="", inputs=inputs, layers=layers, lab_test_accuracy=None, **rest)
+
+
+# What a run of an exercise trains with; the train stage lists exactly these under its params.
+TRAINING_KEYS = ("layers", "optimizer", "learning_rate", "loss", "batch_size", "epochs", "validation_split")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@
 Trains exactly as `train` does (same factory, loop and settings; only the seed differs) and
 evaluates exactly as `evaluate` does, then keeps what the study needs: the test accuracy and
 loss and the per-epoch history. The model itself is not kept: the lab's run keeps its model.
+The settings, arrays and code come from the exercise's fingerprint (stages/fingerprint.py),
+the stage's one dependency besides this module, so it reads no params itself.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.cli import StageError, load_tensorflow, stage_main, write_text
-from stages.config import Exercise, load_params
+from stages.config import Exercise
 
 
 def replicate(
@@ -50,17 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fingerprint", type=Path, required=True, help="what stages.fingerprint wrote for the exercise")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    params = load_params()  # before TensorFlow is imported: a bad param fails in milliseconds
-    if args.exercise not in params.exercises:
-        raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
-    spec = params.exercises[args.exercise]
-
     from stages.fingerprint import check
 
     try:
-        folder = check(json.loads(args.fingerprint.read_text()))
-    except (OSError, ValueError, KeyError) as exc:
+        print_ = json.loads(args.fingerprint.read_text())
+        spec, folder = check(print_)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StageError(f"{args.fingerprint}: cannot read it ({exc}); run `dvc repro`") from exc
+    if print_["exercise"] != args.exercise:
+        raise StageError(f"{args.fingerprint} is the fingerprint of {print_['exercise']}, not of {args.exercise}")
     x_train = np.load(folder / "x_train.npy", mmap_mode="r")
     y_train = np.load(folder / "y_train.npy", mmap_mode="r")
     x_test = np.load(folder / "x_test.npy", mmap_mode="r")
