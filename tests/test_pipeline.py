@@ -175,10 +175,11 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
     project.edit(lambda d: d["exercises"]["ex2"].update(epochs=3))
     # `dvc status` names the stages whose own deps changed; evaluate@ex2 follows from train@ex2.
     # `validate` checks every params change; its unchanged marker makes nothing else stale.
+    # fingerprint@ex2 records ex2's training settings for its study runs (ex2 has none here);
     # `aggregate` reads every exercise's settings (to find the one-change comparisons).
-    assert project.status() == {"validate", "train@ex2", "aggregate", "report"}
+    assert project.status() == {"validate", "train@ex2", "fingerprint@ex2", "aggregate", "report"}
     ran, log = project.repro()
-    assert ran == {"validate", "train@ex2", "evaluate@ex2", "aggregate", "report"}, log
+    assert ran == {"validate", "train@ex2", "evaluate@ex2", "fingerprint@ex2", "aggregate", "report"}, log
     assert "Epoch 3/3" in log
 
 
@@ -221,9 +222,14 @@ def test_adding_a_seed_trains_only_its_runs_and_removing_it_trains_nothing(proje
 
 def test_editing_a_studied_exercise_stales_only_its_runs(project):
     project.edit(lambda d: d["exercises"]["ex1"].update(learning_rate=0.02))
-    expected = {"validate", "train@ex1", *(f"replicate@ex1-{seed}" for seed in STUDY["seeds"]), "aggregate", "report"}
-    assert project.status() == expected
+    # The runs follow from the fingerprint; `dvc status` names the stages whose own deps changed.
+    assert project.status() == {"validate", "train@ex1", "fingerprint@ex1", "aggregate", "report"}
+    ran, log = project.repro()
+    assert ran == {"validate", "train@ex1", "evaluate@ex1", "fingerprint@ex1", "aggregate", "report",
+                   *(f"replicate@ex1-{seed}" for seed in STUDY["seeds"])}, log
     project.run("git", "checkout", "params.yaml")
+    ran, log = project.repro()
+    assert not {r for r in ran if TRAINING.match(r)}, log  # back to the cached runs
     assert project.status() == set()
 
 
@@ -311,6 +317,11 @@ BAD_PARAMS = [
     ("report.language", "de", "report.language: unknown language 'de'"),
     ("seed", None, "seed: expected an integer >= 0, got nothing"),
     ("exercises", {}, "exercises: must not be empty"),
+    ("study.seeds", [1, 1], "study.seeds[1]: 1 is already in the list"),
+    ("study.seeds", [], "study.seeds: expected a non-empty list"),
+    ("study.seeds", [3, -1], "study.seeds[1]: expected an integer >= 0, got -1"),
+    ("study.seeds", [42], "study.seeds: 42 is the top-level seed"),
+    ("study.exercises", ["ex1", "ex9"], "study.exercises[1]: unknown exercise 'ex9'"),
 ]
 
 
