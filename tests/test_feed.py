@@ -15,9 +15,19 @@ from stages.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
 from tests.conftest import ROOT
 
 
-def test_split_point_matches_keras():
+@pytest.mark.parametrize("n, validation_split", [(10, 0.25), (7, 0.2), (9, 1 / 3), (11, 0.5)])
+def test_split_point_matches_keras(n, validation_split):
+    """As many rows train as Keras' own `fit(validation_split=...)` trains on (one step per row)."""
+    keras = pytest.importorskip("keras")
+
+    steps = []
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(batch))
+    x = np.zeros((n, 2), dtype=np.float32)
+    model.fit(x, x[:, :1], batch_size=1, epochs=1, validation_split=validation_split, callbacks=[counter], verbose=0)
+    assert split_point(n, validation_split) == len(steps)
     assert split_point(60000, 0.2) == 48000
-    assert split_point(10, 0.25) == 7
 
 
 def test_chunks_are_whole_batches_of_about_the_asked_size():
