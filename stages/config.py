@@ -25,6 +25,8 @@ ACTIVATIONS = ("elu", "gelu", "linear", "relu", "selu", "sigmoid", "softmax", "s
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 LOSSES = ("binary_crossentropy", "categorical_crossentropy")
 LANGUAGES = ("en", "vi")
+# float32: the lab's. mixed_bfloat16: bfloat16 matrix products, float32 weights and optimizer state.
+PRECISIONS = ("float32", "mixed_bfloat16")
 IDX_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -77,6 +79,7 @@ class Exercise:
     batch_size: int
     epochs: int
     validation_split: float
+    precision: str
     lab_test_accuracy: float | None
 
     def training_settings(self) -> dict[str, Any]:
@@ -92,7 +95,7 @@ class Exercise:
 
 
 # What a run of an exercise trains with; the train stage lists exactly these under its params.
-TRAINING_KEYS = ("layers", "optimizer", "learning_rate", "loss", "batch_size", "epochs", "validation_split")
+TRAINING_KEYS = ("layers", "optimizer", "learning_rate", "loss", "batch_size", "epochs", "validation_split", "precision")
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,7 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
         batch_size=s.integer("batch_size", minimum=1),
         epochs=s.integer("epochs", minimum=1),
         validation_split=s.number("validation_split", low=0.0, high=1.0, low_open=True, high_open=True),
+        precision=s.choice("precision", PRECISIONS),
         lab_test_accuracy=s.number("lab_test_accuracy", low=0.0, high=1.0, default=None),
     )
     s.done()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
 from typing import Sequence
 
 import keras
@@ -62,12 +65,47 @@ _LOSSES = {
 }
 
 
-def make_model(input_dim: int, layers: Sequence[Layer], name: str = "denselab") -> keras.Sequential:
-    """A Sequential stack of Dense layers on flat inputs of `input_dim` features."""
+# CPU features that compute bfloat16 matrix products natively (AVX512-BF16: AMD Zen 4 and later, Intel
+# Cooper Lake and later; AMX: Intel Sapphire Rapids and later). Elsewhere TensorFlow emulates bfloat16,
+# which is slower than float32.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def native_bfloat16() -> str | None:
+    """What computes bfloat16 natively here (a GPU, or a CPU feature), or None where it would be emulated."""
+    if tf.config.list_physical_devices("GPU"):
+        return "a GPU"
+    try:
+        flags = CPUINFO.read_text()
+    except OSError:  # not Linux: no way to tell, so do not bet on it
+        return None
+    return next((f"the CPU's {flag}" for flag in BF16_CPU_FLAGS if re.search(rf"\b{flag}\b", flags)), None)
+
+
+def resolve_precision(asked: str) -> str:
+    """The precision to train in: as asked, except mixed_bfloat16 where bfloat16 would be emulated."""
+    if asked == "mixed_bfloat16" and native_bfloat16() is None:
+        print(
+            "mixed_bfloat16 asked, but this machine computes bfloat16 only by emulation (no GPU, none of "
+            f"{', '.join(BF16_CPU_FLAGS)}), which is slower than float32: training in float32",
+            file=sys.stderr,
+        )
+        return "float32"
+    return asked
+
+
+def make_model(input_dim: int, layers: Sequence[Layer], precision: str = "float32", name: str = "denselab") -> keras.Sequential:
+    """A Sequential stack of Dense layers on flat inputs of `input_dim` features.
+
+    Under mixed_bfloat16 the hidden layers multiply in bfloat16 with float32 weights; the output layer
+    stays float32, so the probabilities and the loss keep full precision.
+    """
     model = keras.Sequential(name=name)
     model.add(keras.Input(shape=(input_dim,)))
-    for layer in layers:
-        model.add(keras.layers.Dense(layer.units, activation=layer.activation))
+    for i, layer in enumerate(layers):
+        dtype = "float32" if i == len(layers) - 1 else precision
+        model.add(keras.layers.Dense(layer.units, activation=layer.activation, dtype=dtype))
     return model
 
 
@@ -98,5 +136,12 @@ def summarize(model: keras.Model) -> dict:
     ]
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     total = sum(row["params"] for row in rows)
-    return {"layers": rows, "total_params": total, "trainable_params": trainable, "non_trainable_params": total - trainable}
+    return {
+        "layers": rows,
+        "total_params": total,
+        "trainable_params": trainable,
+        "non_trainable_params": total - trainable,
+        # The precision that really ran (mixed_bfloat16 falls back to float32 without native bfloat16).
+        "precision": model.layers[0].dtype_policy.name,
+    }
 

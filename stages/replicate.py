@@ -38,6 +38,7 @@ def replicate(
     return {
         "seed": seed,
         **metrics,
+        "precision": model.layers[0].dtype_policy.name,  # what ran (bfloat16 falls back without native support)
         # Six significant digits, as the lab's run's history CSV has them.
         "history": {name: [float(f"{v:.6g}") for v in values] for name, values in history.items()},
     }

@@ -49,10 +49,10 @@ def configure_threads() -> None:
 def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, verbose: int = 2):
     """Fit a fresh model of `spec` on (x, y) the lab's way; return (model, history dict, seconds per epoch)."""
     from stages.loop import fit
-    from stages.models import compile_model, make_model
+    from stages.models import compile_model, make_model, resolve_precision
 
     seed_everything(seed)
-    model = compile_model(make_model(x.shape[1], spec.layers), spec)
+    model = compile_model(make_model(x.shape[1], spec.layers, resolve_precision(spec.precision)), spec)
     # verbose=2: one line per epoch, no carriage-return progress bar in DVC's log.
     history, seconds = fit(model, x, y, spec.batch_size, spec.epochs, spec.validation_split, seed, verbose=verbose)
     return model, history, seconds

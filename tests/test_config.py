@@ -59,6 +59,8 @@ BAD = [
     ("datasets.svhn", {"url": "https://x/y", "sha256": "0" * 64}, "datasets.svhn: unknown dataset name"),
     ("report.language", "fr", "report.language: unknown language 'fr'; allowed: en, vi"),
     ("exercises.ex2.lab_test_accuracy", 97.98, "exercises.ex2.lab_test_accuracy: expected a number in [0, 1]"),
+    ("exercises.ex2.precision", "bfloat16", "exercises.ex2.precision: unknown precision 'bfloat16'; allowed: float32, mixed_bfloat16; did you mean 'mixed_bfloat16'?"),
+    ("exercises.ex2.precision", DELETE, "exercises.ex2.precision: missing (required)"),
     # The seeds study.
     ("study.seeds", [], "study.seeds: expected a non-empty list, got a list"),
     ("study.seeds", 5, "study.seeds: expected a non-empty list, got int 5"),

@@ -83,3 +83,46 @@ def test_saved_model_is_plain_keras(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert float(loaded.optimizer.learning_rate) == pytest.approx(0.01)
     assert int(loaded.optimizer.iterations) == 1
+
+
+# --- precision ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, expected",
+    [
+        ("flags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n", "the CPU's avx512_bf16"),
+        ("flags\t\t: fpu sse avx512f amx_bf16 amx_tile\n", "the CPU's amx_bf16"),
+        ("flags\t\t: fpu sse avx512f avx512bw avx512_vnni\n", None),  # this workplace's KVM guests
+    ],
+)
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path, monkeypatch, cpuinfo, expected):
+    from stages import models
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(models, "CPUINFO", tmp_path / "cpuinfo")
+    assert models.native_bfloat16() == expected  # no GPU on the test machines
+    monkeypatch.setattr(models, "CPUINFO", tmp_path / "absent")
+    assert models.native_bfloat16() is None
+
+
+def test_mixed_bfloat16_falls_back_to_float32_without_native_support(monkeypatch, capsys):
+    from stages import models
+
+    monkeypatch.setattr(models, "native_bfloat16", lambda: None)
+    assert models.resolve_precision("mixed_bfloat16") == "float32"
+    assert "mixed_bfloat16 asked, but this machine computes bfloat16 only by emulation" in capsys.readouterr().err
+    assert models.resolve_precision("float32") == "float32"
+    monkeypatch.setattr(models, "native_bfloat16", lambda: "the CPU's avx512_bf16")
+    assert models.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_mixed_bfloat16_model_multiplies_in_bfloat16_and_answers_in_float32():
+    import numpy as np
+
+    spec = load_params(ROOT / "params.yaml").exercises["ex5"]
+    model = make_model(3072, spec.layers, "mixed_bfloat16")
+    assert [layer.dtype_policy.name for layer in model.layers] == ["mixed_bfloat16", "mixed_bfloat16", "float32"]
+    assert all(w.dtype == "float32" for w in model.weights)  # float32 master weights
+    assert summarize(model)["precision"] == "mixed_bfloat16"
+    assert model(np.zeros((2, 3072), dtype="float32")).dtype == "float32"

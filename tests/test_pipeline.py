@@ -317,6 +317,7 @@ BAD_PARAMS = [
     ("report.language", "de", "report.language: unknown language 'de'"),
     ("seed", None, "seed: expected an integer >= 0, got nothing"),
     ("exercises", {}, "exercises: must not be empty"),
+    ("exercises.ex2.precision", "bf16", "exercises.ex2.precision: unknown precision 'bf16'"),
     ("study.seeds", [1, 1], "study.seeds[1]: 1 is already in the list"),
     ("study.seeds", [], "study.seeds: expected a non-empty list"),
     ("study.seeds", [3, -1], "study.seeds[1]: expected an integer >= 0, got -1"),

@@ -41,7 +41,7 @@ def test_a_run_is_the_labs_training_and_evaluation_with_another_seed(tiny):
     record = replicate(data["x_train"], data["y_train"], data["x_test"], data["y_test"], spec, seed=3)
     model, history, _ = train(data["x_train"], data["y_train"], spec, seed=3, verbose=0)
     metrics, _, _ = evaluate(model, data["x_test"], data["y_test"])
-    assert record["seed"] == 3
+    assert record["seed"] == 3 and record["precision"] == "float32"
     assert (record["test_accuracy"], record["test_loss"]) == (metrics["test_accuracy"], metrics["test_loss"])
     assert record["history"]["val_accuracy"] == [float(f"{v:.6g}") for v in history["val_accuracy"]]
     other = replicate(data["x_train"], data["y_train"], data["x_test"], data["y_test"], spec, seed=4)

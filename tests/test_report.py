@@ -57,7 +57,7 @@ def write_results(folder: Path, params_data: dict, matrices: dict[str, list[list
                 for j, layer in enumerate(layers)
             ],
             "total_params": 623290, "trainable_params": 623290, "non_trainable_params": 0,
-            "input_dim": 784, "train_samples": 60000, "seconds_per_epoch": 1.5, "fit_seconds": 30.0,
+            "input_dim": 784, "train_samples": 60000, "seconds_per_epoch": 1.5, "fit_seconds": 30.0, "precision": "float32",
             "versions": {"tensorflow": "2.21.0", "keras": "3.15.1"},
         }
         (folders["summary"] / f"{name}.json").write_text(json.dumps(summary))
@@ -376,3 +376,12 @@ def test_curve_observations_follow_the_curves(val_acc, train_acc, expected):
     result = SimpleNamespace(history={"accuracy": train_acc, "val_accuracy": val_acc, "loss": loss, "val_loss": loss})
     first = R.curve_observations(result, R.Formatter("en"))[0]
     assert (first.message % first.values).startswith(expected)
+
+
+def test_precision_shows_what_ran(tmp_path, params_copy, study_files):
+    params_copy["exercises"]["ex2"]["precision"] = "mixed_bfloat16"  # the summary says float32 ran
+    soup = render(tmp_path, params_copy, study_files)
+    row = " ".join(soup.select_one("section#ex-ex2 .hyperparameters tr.precision td").get_text(" ").split())
+    assert row == "float32 (mixed_bfloat16 asked; this machine has no native bfloat16)"
+    assert soup.select_one("section#ex-ex3 tr.precision td").get_text(strip=True) == "float32"
+    assert "ex2: float32" in soup.select_one("#provenance").get_text()
