@@ -76,11 +76,10 @@ def read_runs(params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Pa
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
                 raise StageError(f"{name}, seed {seed}: missing {', '.join(missing)}; run `dvc repro` to train it")
+            metrics = json.loads(paths[0].read_text())
             if lab_run:
-                metrics = json.loads(paths[0].read_text())
                 history = pd.read_csv(paths[1])
             else:
-                metrics = json.loads(paths[0].read_text())
                 history = pd.DataFrame(metrics["history"]).assign(epoch=lambda d: np.arange(1, len(d) + 1))
             rows.append({"exercise": name, "seed": seed, "lab_run": lab_run,
                          "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"]})
