@@ -65,6 +65,14 @@ def evaluate(model, x_test: np.ndarray, y_test: np.ndarray) -> tuple[dict, dict,
     return metrics, report, y_pred
 
 
+def load_test_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The prepared test arrays of `folder`: x memory-mapped, the labels in memory."""
+    try:
+        return np.load(folder / "x_test.npy", mmap_mode="r"), np.load(folder / "y_test.npy")
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{folder}: cannot read the test arrays ({exc})") from exc
+
+
 def predictions_csv(y_true: np.ndarray, y_pred: np.ndarray) -> str:
     """Per-sample actual/predicted classes, the input of DVC's confusion-matrix plot."""
     rows = "".join(f"{a},{p}\n" for a, p in zip(np.asarray(y_true).tolist(), np.asarray(y_pred).tolist()))
@@ -82,11 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("evaluation", type=Path)
     parser.add_argument("predictions", type=Path)
     args = parser.parse_args(argv)
-    try:
-        x_test = np.load(args.prepared / "x_test.npy", mmap_mode="r")
-        y_test = np.load(args.prepared / "y_test.npy")
-    except (OSError, ValueError) as exc:
-        raise StageError(f"{args.prepared}: cannot read the test arrays ({exc})") from exc
+    x_test, y_test = load_test_arrays(args.prepared)
 
     load_tensorflow()
     import keras

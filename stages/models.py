@@ -123,6 +123,11 @@ def compile_model(model: keras.Model, spec: Exercise) -> keras.Model:
     return model
 
 
+def precision_of(model: keras.Model) -> str:
+    """The precision a model really computes in (mixed_bfloat16 falls back to float32 without native bfloat16)."""
+    return model.layers[0].dtype_policy.name
+
+
 def summarize(model: keras.Model) -> dict:
     """The model summary as data: one row per layer (name, type, output shape, params) and totals."""
     rows = [
@@ -141,7 +146,6 @@ def summarize(model: keras.Model) -> dict:
         "total_params": total,
         "trainable_params": trainable,
         "non_trainable_params": total - trainable,
-        # The precision that really ran (mixed_bfloat16 falls back to float32 without native bfloat16).
-        "precision": model.layers[0].dtype_policy.name,
+        "precision": precision_of(model),
     }
 

@@ -29,16 +29,16 @@ def replicate(
 ) -> dict:
     """Train a fresh model of `spec` with `seed`, evaluate it on the test set; return the run's record."""
     from stages.evaluate import evaluate
-    from stages.train import train
+    from stages.models import precision_of
+    from stages.train import check_finished, train
 
     model, history, _ = train(x_train, y_train, spec, seed)
-    if len(history.get("loss", [])) < spec.epochs:
-        raise StageError(f"seed {seed}: training stopped after {len(history.get('loss', []))} epochs (loss became NaN)")
+    check_finished(history, spec, f"seed {seed}")
     metrics, _, _ = evaluate(model, x_test, y_test)
     return {
         "seed": seed,
         **metrics,
-        "precision": model.layers[0].dtype_policy.name,  # what ran (bfloat16 falls back without native support)
+        "precision": precision_of(model),
         # Six significant digits, as the lab's run's history CSV has them.
         "history": {name: [float(f"{v:.6g}") for v in values] for name, values in history.items()},
     }
@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fingerprint", type=Path, required=True, help="what stages.fingerprint wrote for the exercise")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    from stages.evaluate import load_test_arrays
     from stages.fingerprint import check
+    from stages.train import load_training_arrays
 
     try:
         print_ = json.loads(args.fingerprint.read_text())
@@ -62,10 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         raise StageError(f"{args.fingerprint}: cannot read it ({exc}); run `dvc repro`") from exc
     if print_["exercise"] != args.exercise:
         raise StageError(f"{args.fingerprint} is the fingerprint of {print_['exercise']}, not of {args.exercise}")
-    x_train = np.load(folder / "x_train.npy", mmap_mode="r")
-    y_train = np.load(folder / "y_train.npy", mmap_mode="r")
-    x_test = np.load(folder / "x_test.npy", mmap_mode="r")
-    y_test = np.load(folder / "y_test.npy")
+    x_train, y_train = load_training_arrays(folder)
+    x_test, y_test = load_test_arrays(folder)
     print(f"{args.exercise}, seed {args.seed}: training on {x_train.shape[0]} samples, {spec.epochs} epochs", file=sys.stderr)
 
     load_tensorflow()

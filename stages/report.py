@@ -25,7 +25,7 @@ from typing import Any, Callable
 import jinja2
 
 from stages.cli import StageError, stage_main, write_text
-from stages.config import Exercise, InputVariant, Params, load_params, settings
+from stages.config import Exercise, InputVariant, Params, load_params, one_change_pairs, settings
 from stages.aggregate import CONFIDENCE, OVERVIEW_PNG, RUNS_CSV, comparison_key, curves_png
 from stages.i18n import TEMPLATES, Formatter, translator
 
@@ -231,15 +231,20 @@ class Comparison:
     study: Observation | None
 
 
+def lab_position(statistics: dict) -> str:
+    """Where the lab's number falls against an exercise's runs: inside, above or below their range."""
+    if statistics["lab_in_range"]:
+        return "inside"
+    return "above" if statistics["lab"] > statistics["max"] else "below"
+
+
 def study_observations(result: ExerciseResult, fmt: Formatter) -> list[Observation]:
     """Where the lab's reported accuracy falls among our runs."""
     s = result.study
     if not s or s.get("lab") is None:
         return []
-    lab = s["lab"]
-    where = "inside" if s["lab_in_range"] else ("above" if lab > s["max"] else "below")
     values = {
-        "lab": fmt.percent(lab),
+        "lab": fmt.percent(s["lab"]),
         "n": s["n"],
         "min": fmt.percent(s["min"]),
         "max": fmt.percent(s["max"]),
@@ -247,7 +252,7 @@ def study_observations(result: ExerciseResult, fmt: Formatter) -> list[Observati
         "sd": fmt.percent(s["sd"]),
         "sds": "–" if s["lab_sds"] is None else fmt.number(abs(s["lab_sds"]), 1),
     }
-    return [Observation(MESSAGES[f"lab_{where}"], values)]
+    return [Observation(MESSAGES[f"lab_{lab_position(s)}"], values)]
 
 
 def study_comparison(a: str, b: str, test: dict, n_a: int, n_b: int, fmt: Formatter) -> Observation:
@@ -267,41 +272,42 @@ def study_comparison(a: str, b: str, test: dict, n_a: int, n_b: int, fmt: Format
     return Observation(MESSAGES["study_above" if test["difference"] > 0 else "study_below"], values)
 
 
+def _show(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def comparisons(
-    results: list[ExerciseResult], fmt: Formatter, translate: Callable[[str], str] = str, study: dict | None = None
+    results: list[ExerciseResult],
+    params: Params,
+    fmt: Formatter,
+    translate: Callable[[str], str] = str,
+    study: dict | None = None,
 ) -> list[Comparison]:
     """For each pair of exercises that differ in exactly one setting, what that change did (and, when both
     are in the seeds study, whether the difference is larger than run-to-run noise)."""
+    by_name = {r.name: r for r in results}
     found = []
-    for i, a in enumerate(results):
-        for b in results[i + 1 :]:
-            aspects_a, aspects_b = settings(a.spec, a.variant), settings(b.spec, b.variant)
-            changed = [k for k in aspects_a if aspects_a[k] != aspects_b[k]]
-            if len(changed) != 1:
-                continue
-            aspect = changed[0]
-
-            def show(value: Any) -> str:
-                return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-            diff = b.metrics["test_accuracy"] - a.metrics["test_accuracy"]
-            single = Observation(
-                MESSAGES["comparison"],
-                {
-                    "a": a.name,
-                    "b": b.name,
-                    "aspect": translate(MESSAGES[aspect]),
-                    "from": show(aspects_a[aspect]),
-                    "to": show(aspects_b[aspect]),
-                    "acc_a": fmt.percent(a.metrics["test_accuracy"]),
-                    "acc_b": fmt.percent(b.metrics["test_accuracy"]),
-                    "diff": fmt.points(diff),
-                },
-            )
-            test = (study or {}).get("comparisons", {}).get(comparison_key(a.name, b.name))
-            found.append(
-                Comparison(single, test and study_comparison(a.name, b.name, test, a.study["n"], b.study["n"], fmt))
-            )
+    for name_a, name_b, aspect in one_change_pairs(params, list(by_name)):
+        a, b = by_name[name_a], by_name[name_b]
+        aspects_a, aspects_b = settings(a.spec, a.variant), settings(b.spec, b.variant)
+        diff = b.metrics["test_accuracy"] - a.metrics["test_accuracy"]
+        single = Observation(
+            MESSAGES["comparison"],
+            {
+                "a": a.name,
+                "b": b.name,
+                "aspect": translate(MESSAGES[aspect]),
+                "from": _show(aspects_a[aspect]),
+                "to": _show(aspects_b[aspect]),
+                "acc_a": fmt.percent(a.metrics["test_accuracy"]),
+                "acc_b": fmt.percent(b.metrics["test_accuracy"]),
+                "diff": fmt.points(diff),
+            },
+        )
+        test = (study or {}).get("comparisons", {}).get(comparison_key(a.name, b.name))
+        found.append(
+            Comparison(single, test and study_comparison(a.name, b.name, test, a.study["n"], b.study["n"], fmt))
+        )
     return found
 
 
@@ -421,7 +427,7 @@ def build_report(
     return render(
         env,
         results=results,
-        comparisons=comparisons(results, fmt, translate, study.statistics if study else None),
+        comparisons=comparisons(results, params, fmt, translate, study.statistics if study else None),
         study=study,
         datasets=params.datasets,
         provenance=provenance,
@@ -478,8 +484,7 @@ class StudyView:
 
     def position(self, exercise: str) -> str:
         """Where the lab's number falls: inside, above or below our runs' range."""
-        s = self.statistics["exercises"][exercise]
-        return "inside" if s["lab_in_range"] else ("above" if s["lab"] > s["max"] else "below")
+        return lab_position(self.statistics["exercises"][exercise])
 
 
 def _data_uri(path: Path) -> str:

@@ -58,6 +58,13 @@ def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, verbose: int 
     return model, history, seconds
 
 
+def check_finished(history: dict[str, list[float]], spec: Exercise, run: str) -> None:
+    """Stop the stage if training ended early (the loop stops when the loss stops being finite)."""
+    epochs = len(history.get("loss", []))
+    if epochs < spec.epochs:
+        raise StageError(f"{run}: training stopped after {epochs} epochs (loss became NaN)")
+
+
 def history_csv(history: dict[str, list[float]]) -> str:
     """The per-epoch history as CSV (epoch counted from 1), six significant digits."""
     out = io.StringIO()
@@ -76,7 +83,8 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def _load_training_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_training_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The prepared training arrays of `folder`, memory-mapped, checked for shape and dtype."""
     try:
         x = np.load(folder / "x_train.npy", mmap_mode="r")
         y = np.load(folder / "y_train.npy", mmap_mode="r")
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.exercise not in params.exercises:
         raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
     spec = params.exercises[args.exercise]
-    x, y = _load_training_arrays(args.prepared)
+    x, y = load_training_arrays(args.prepared)
     print(f"{args.exercise}: training on {x.shape[0]} samples of {x.shape[1]} features, {spec.epochs} epochs", file=sys.stderr)
     load_tensorflow()
 
@@ -113,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     model, history, seconds = train(x, y, spec, params.seed)
     fit_seconds = time.perf_counter() - start
-    if len(history["loss"]) < spec.epochs:
-        raise StageError(f"{args.exercise}: training stopped after {len(history['loss'])} epochs (loss became NaN)")
+    check_finished(history, spec, args.exercise)
 
     from stages.models import portable, summarize
 
