@@ -165,7 +165,8 @@ def bench_project(project: Path, repeats: int) -> dict:
             subprocess.run(stage_command(project, stage, **outputs), cwd=project, env=env, check=True, capture_output=True)
             times.append(time.perf_counter() - start)
         results[f"{stage} stage (s)"] = statistics.median(times)
-    for module in ("validate", "download", "prepare", "fingerprint", "train", "replicate", "evaluate", "aggregate", "report"):
+    for module in ("validate", "download", "prepare", "fingerprint", "train", "replicate", "evaluate", "explain", "describe",
+                   "aggregate", "report"):
         # The training and evaluating stages load TensorFlow (and the training ones their loop) before any work.
         loop = "; from stages.cli import load_tensorflow; load_tensorflow(); import stages.loop, stages.models"
         heavy = {"train": loop, "replicate": loop, "evaluate": "; from stages.cli import load_tensorflow; load_tensorflow()"}.get(module, "")

@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +26,11 @@ if TYPE_CHECKING:
 
 from stages.cli import StageError, stage_main, write_text
 from stages.config import Params, load_params, one_change_pairs
+from stages.drawing import curves_figure, long_history, number_axis, replaced_folder, save_png, seaborn
 from stages.i18n import Formatter, translator
+from stages.layout import OVERVIEW_PNG, RUNS_CSV, curves_png
 
 CONFIDENCE = 0.95
-RUNS_CSV = "runs.csv"
-OVERVIEW_PNG = "overview.png"
-HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 # The figures' texts; message ids of the catalogs in templates/messages/.
 LABELS = {
@@ -48,11 +44,6 @@ LABELS = {
     "loss": "Loss",
     "epoch": "Epoch",
 }
-
-
-def curves_png(exercise: str) -> str:
-    """The file name of an exercise's learning-curve band figure, inside the figures folder."""
-    return f"curves-{exercise}.png"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,10 +74,7 @@ def read_runs(params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Pa
                 history = pd.DataFrame(metrics["history"]).assign(epoch=lambda d: np.arange(1, len(d) + 1))
             rows.append({"exercise": name, "seed": seed, "lab_run": lab_run,
                          "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"]})
-            long = history.melt(id_vars="epoch", value_vars=list(HISTORY_COLUMNS), var_name="column")
-            long["metric"] = long["column"].str.removeprefix("val_")
-            long["split"] = np.where(long["column"].str.startswith("val_"), "validation", "train")
-            curves.append(long.drop(columns="column").assign(exercise=name, seed=seed))
+            curves.append(long_history(history).assign(exercise=name, seed=seed))
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
 
 
@@ -166,32 +154,9 @@ def study_statistics(runs: pd.DataFrame, params: Params) -> dict[str, Any]:
 # Figures
 
 
-def _seaborn():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: render straight to PNG
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
-    return sns
-
-
-def _number_axis(axis, fmt: Formatter) -> None:
-    """Tick labels in the report's language (decimal comma in Vietnamese), with as many decimals as the
-    tick spacing needs (97.75 and 97.80, not 97.8 twice)."""
-    from matplotlib.ticker import FuncFormatter
-
-    def label(value: float, _position) -> str:
-        ticks = axis.get_majorticklocs()
-        step = min((b - a for a, b in zip(ticks, ticks[1:]) if b > a), default=1.0)
-        return fmt.number(value, max(0, math.ceil(-math.log10(step) - 1e-9)))
-
-    axis.set_major_formatter(FuncFormatter(label))
-
-
 def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict[str, str], fmt: Formatter):
     """One panel per studied exercise: each run a dot, the mean with its 95% interval, the lab's number a line."""
-    sns = _seaborn()
+    sns = seaborn()
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -210,7 +175,7 @@ def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict
         ax.set_title(name)
         ax.set_xlabel("")
         ax.set_ylabel(labels["accuracy_pct"] if ax is axes[0][0] else "")
-        _number_axis(ax.yaxis, fmt)
+        number_axis(ax.yaxis, fmt)
     handles = [
         Line2D([], [], marker="o", linestyle="", color="C0", alpha=0.75, label=labels["run"]),
         Line2D([], [], marker="o", linestyle="-", color="black", label=labels["mean_ci"]),
@@ -221,51 +186,15 @@ def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict
     return figure
 
 
-def curves_figure(curves: pd.DataFrame, labels: dict[str, str], fmt: Formatter):
-    """Accuracy and loss per epoch across seeds: the mean line and a band of one standard deviation."""
-    sns = _seaborn()
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    data = curves.assign(split=curves["split"].map({"train": labels["train"], "validation": labels["validation"]}))
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, metric in zip(axes, ("accuracy", "loss")):
-        sns.lineplot(data=data[data["metric"] == metric], x="epoch", y="value", hue="split", errorbar="sd",
-                     marker="o", markersize=4, markeredgewidth=0, ax=ax)
-        ax.set_title(labels[metric])
-        ax.set_xlabel(labels["epoch"])
-        ax.set_ylabel("")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _number_axis(ax.yaxis, fmt)
-        ax.legend(title=None)
-    figure.tight_layout()
-    return figure
-
-
-def _save_png(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure.savefig(path, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
-
-
 def write_figures(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, statistics: dict, language: str) -> None:
     """The per-run table and every figure into `folder`, replaced as a whole (no stale files survive)."""
     translate, fmt = translator(language), Formatter(language)
     labels = {key: translate(text) for key, text in LABELS.items()}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with replaced_folder(folder) as staging:
         runs.to_csv(staging / RUNS_CSV, index=False, float_format="%.6g")
-        _save_png(overview_figure(runs, statistics, labels, fmt), staging / OVERVIEW_PNG)
+        save_png(overview_figure(runs, statistics, labels, fmt), staging / OVERVIEW_PNG)
         for name, group in curves.groupby("exercise", sort=False):
-            _save_png(curves_figure(group, labels, fmt), staging / curves_png(str(name)))
-        os.chmod(staging, 0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            save_png(curves_figure(group, labels, fmt), staging / curves_png(str(name)))
 
 
 @stage_main

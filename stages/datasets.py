@@ -25,6 +25,11 @@ ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 # Per-sample shapes and label shapes exactly as keras.datasets returns them.
 IMAGE_SHAPES = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
+# The class names, in label order (CIFAR-10's as its batches.meta lists them).
+CLASS_NAMES = {
+    "mnist": tuple(str(i) for i in range(NUM_CLASSES)),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
 LABEL_SHAPES = {"mnist": (), "cifar10": (1,)}
 
 CIFAR_FOLDER = "cifar-10-batches-py"

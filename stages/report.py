@@ -1,12 +1,13 @@
 """Stage `report`: the whole lab on one self-contained HTML page, rendered by Jinja2.
 
     python -m stages.report --metrics reports/metrics --evaluation reports/evaluation --summary reports/summary \
-        --history reports/history --study reports/study.json --study-figures reports/study --out reports/index.html
+        --history reports/history --figures reports/figures --datasets reports/datasets \
+        --study reports/study.json --study-figures reports/study --out reports/index.html
 
-Reads only what train, evaluate and aggregate wrote under `reports/` and params.yaml; never
-imports TensorFlow. Figures are embedded as PNG data URIs (the study's as aggregate drew them,
-curves and confusion matrices drawn here with matplotlib), CSS is inlined: the file opens
-anywhere, offline.
+Only assembles: it reads what train, evaluate, explain, describe and aggregate wrote under `reports/`
+and params.yaml, writes the observations, and renders the page. It never draws and never imports
+TensorFlow or matplotlib: every figure was drawn by the stage that owns its data and is embedded
+here as a PNG data URI; CSS is inlined, so the file opens anywhere, offline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import io
 import json
 import subprocess
 import sys
@@ -26,14 +26,12 @@ import jinja2
 
 from stages.cli import StageError, stage_main, write_text
 from stages.config import Exercise, InputVariant, Params, load_params, one_change_pairs, settings
-from stages.aggregate import CONFIDENCE, OVERVIEW_PNG, RUNS_CSV, comparison_key, curves_png
+from stages.aggregate import CONFIDENCE, comparison_key
 from stages.i18n import TEMPLATES, Formatter, translator
+from stages.layout import (DATASET_FIGURES, DATASET_SUMMARY, EXERCISE_FIGURES, EXERCISE_REQUIRED, OVERVIEW_PNG,
+                           RUNS_CSV, curves_png)
 
-CLASS_NAMES = {
-    "mnist": [str(i) for i in range(10)],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
-FOLDERS = ("metrics", "evaluation", "summary", "history")  # what train and evaluate write, one file per exercise
+FOLDERS = ("metrics", "evaluation", "summary", "history")  # what train, evaluate and explain write, a file per exercise
 # A validation curve whose best value moved by less than this over the last epochs has flattened.
 PLATEAU_ACCURACY = 0.005
 PLATEAU_LOSS_REL = 0.02
@@ -65,6 +63,21 @@ MESSAGES = {
     "loss_improving": "Validation loss is still falling at the last epoch (%(epochs)s): more epochs may help.",
     "comparison": "%(b)s differs from %(a)s only in its %(aspect)s (%(from)s → %(to)s): test accuracy "
     "%(acc_a)s → %(acc_b)s, %(diff)s percentage points.",
+    # What the hidden units do on the test set (explain's diagnostics).
+    "relu_units": "Layer %(layer)s: %(dead)s of its %(units)s ReLU units (%(share)s) never switch on for any of the "
+    "%(samples)s test images: they are dead, pass nothing on and no longer learn. An average image switches on "
+    "%(active)s units; the median |pre-activation| is %(median)s.",
+    "sigmoid_units": "Layer %(layer)s: %(saturated)s of its %(units)s sigmoid units are saturated (output below 0.01 "
+    "or above 0.99) on at least 95%% of the test images, so they act as on/off switches with almost no gradient; "
+    "%(stuck)s (%(share)s) give the same output for every image and carry no information. The median "
+    "|pre-activation| is %(median)s.",
+    "linear_units": "Layer %(layer)s has no activation: it only scales and mixes its inputs, and the layers together "
+    "amount to one linear map (median |pre-activation| %(median)s).",
+    "other_units": "Layer %(layer)s (%(activation)s): the median |pre-activation| is %(median)s.",
+    "no_hidden": "The model has no hidden layer: the hidden-unit diagnostics do not apply.",
+    "units_comparison": "In the first hidden layer, the units that carry no information (dead ReLU units, or sigmoid "
+    "units stuck at one output) are %(idle_a)s of %(a)s's and %(idle_b)s of %(b)s's; the median |pre-activation| "
+    "goes from %(median_a)s to %(median_b)s.",
     # The seeds study.
     "lab_inside": "The lab's %(lab)s lies inside the range of our %(n)s runs (%(min)s to %(max)s), "
     "%(sds)s standard deviations from our mean of %(mean)s ± %(sd)s.",
@@ -80,14 +93,7 @@ MESSAGES = {
     "%(low)s to %(high)s; Welch's t-test p %(p)s): within run-to-run noise, so single runs cannot tell them apart.",
     "study_untestable": "Over %(n_a)s and %(n_b)s runs, every run of each exercise gave the same accuracy: "
     "there is no spread to test the difference of %(signed)s points against.",
-    # Figure labels and the settings a comparison can name.
-    "train": "Train",
-    "validation": "Validation",
-    "accuracy": "Accuracy",
-    "loss": "Loss",
-    "epoch": "Epoch",
-    "predicted": "Predicted class",
-    "actual": "Actual class",
+    # The settings a comparison can name.
     "dataset": "dataset",
     "layer sizes": "layer sizes",
     "activations": "activations",
@@ -103,7 +109,7 @@ MESSAGES = {
 
 @dataclass
 class ExerciseResult:
-    """Everything train and evaluate wrote for one exercise, with its settings."""
+    """Everything train, evaluate and explain wrote for one exercise, with its settings."""
 
     name: str
     spec: Exercise
@@ -112,10 +118,15 @@ class ExerciseResult:
     evaluation: dict
     history: dict[str, list[float]]
     summary: dict
-    class_names: list[str]
+    figures: dict[str, str]  # explain's figures as data URIs, by the keys of layout.EXERCISE_FIGURES it drew
     study: dict | None = None  # the seeds study's statistics, if the exercise is studied
     observations: list[Observation] = field(default_factory=list)
-    figures: dict[str, str] = field(default_factory=dict)
+    unit_observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The dataset's class names, as explain wrote them."""
+        return self.evaluation["class_names"]
 
     @property
     def difference(self) -> float | None:
@@ -138,7 +149,7 @@ class Observation:
 
 def class_observations(result: ExerciseResult, fmt: Formatter) -> list[Observation]:
     """Best and worst class, and the most frequent confusion, from the confusion matrix."""
-    per_class = [c for c in result.evaluation["per_class"] if c["support"] > 0]
+    per_class = [c for c in result.evaluation["per_class"] if c["support"] > 0 and c["accuracy"] is not None]
     if not per_class:
         return []
     names = result.class_names
@@ -223,12 +234,61 @@ def curve_observations(result: ExerciseResult, fmt: Formatter) -> list[Observati
     return found
 
 
+def unit_observations(result: ExerciseResult, fmt: Formatter) -> list[Observation]:
+    """What each hidden layer's units do on the test set: dead ReLU units, saturated or stuck sigmoid units."""
+    hidden = [u for u in result.evaluation.get("units", []) if u["hidden"]]
+    if not hidden:
+        return [Observation(MESSAGES["no_hidden"], {})]
+    samples = fmt.thousands(result.evaluation["samples"])
+    found = []
+    for u in hidden:
+        values = {"layer": u["layer"], "units": fmt.thousands(u["units"]), "median": fmt.number(u["median_abs"], 2),
+                  "activation": u["activation"], "samples": samples}
+        if u["dead"] is not None:
+            dead = round(u["dead"] * u["units"])
+            values |= {"dead": fmt.thousands(dead), "share": fmt.percent(u["dead"], 1),
+                       "active": fmt.number(u["active_per_sample"], 1)}
+            found.append(Observation(MESSAGES["relu_units"], values))
+        elif u["stuck"] is not None:
+            values |= {"saturated": fmt.percent(u["saturated"], 1), "stuck": fmt.thousands(round(u["stuck"] * u["units"])),
+                       "share": fmt.percent(u["stuck"], 1)}
+            found.append(Observation(MESSAGES["sigmoid_units"], values))
+        elif u["activation"] == "linear":
+            found.append(Observation(MESSAGES["linear_units"], values))
+        else:
+            found.append(Observation(MESSAGES["other_units"], values))
+    return found
+
+
+def idle_share(evaluation: dict) -> tuple[float | None, float] | None:
+    """(share of the first hidden layer's units that carry nothing, median |pre-activation|), or None if
+    the model has no hidden layer. The share is None where the activation defines no such unit."""
+    hidden = [u for u in evaluation.get("units", []) if u["hidden"]]
+    if not hidden:
+        return None
+    first = hidden[0]
+    return (first["dead"] if first["dead"] is not None else first["stuck"]), first["median_abs"]
+
+
+def units_comparison(a: ExerciseResult, b: ExerciseResult, fmt: Formatter) -> Observation | None:
+    """How the first hidden layer's units differ between two exercises, if they say anything."""
+    first_a, first_b = idle_share(a.evaluation), idle_share(b.evaluation)
+    if first_a is None or first_b is None or (first_a[0] is None and first_b[0] is None):
+        return None
+    return Observation(
+        MESSAGES["units_comparison"],
+        {"a": a.name, "b": b.name, "idle_a": fmt.percent(first_a[0], 1), "idle_b": fmt.percent(first_b[0], 1),
+         "median_a": fmt.number(first_a[1], 2), "median_b": fmt.number(first_b[1], 2)},
+    )
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Two exercises that differ in one setting: what the lab's runs show, and what the study says of it."""
 
     single: Observation
     study: Observation | None
+    units: Observation | None = None
 
 
 def lab_position(statistics: dict) -> str:
@@ -306,70 +366,13 @@ def comparisons(
         )
         test = (study or {}).get("comparisons", {}).get(comparison_key(a.name, b.name))
         found.append(
-            Comparison(single, test and study_comparison(a.name, b.name, test, a.study["n"], b.study["n"], fmt))
+            Comparison(
+                single,
+                test and study_comparison(a.name, b.name, test, a.study["n"], b.study["n"], fmt),
+                units_comparison(a, b, fmt),
+            )
         )
     return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-
-
-def _png_data_uri(figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: render straight to PNG
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def curves_figure(history: dict[str, list[float]], labels: dict[str, str]) -> str:
-    """Accuracy and loss, train vs validation, side by side, as a PNG data URI."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    epochs = list(range(1, len(history["loss"]) + 1))
-    for ax, metric in zip(axes, ("accuracy", "loss")):
-        ax.plot(epochs, history[metric], marker="o", markersize=3, label=labels["train"])
-        ax.plot(epochs, history[f"val_{metric}"], marker="o", markersize=3, label=labels["validation"])
-        ax.set_title(labels[metric])
-        ax.set_xlabel(labels["epoch"])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.tight_layout()
-    return _png_data_uri(figure)
-
-
-def confusion_figure(matrix: list[list[int]], class_names: list[str], labels: dict[str, str]) -> str:
-    """The confusion matrix as an annotated heatmap (the lab's Hình 9/14), as a PNG data URI.
-
-    Drawn with plain matplotlib: importing seaborn alone costs more than a second.
-    """
-    plt = _pyplot()
-    n = len(matrix)
-    figure, ax = plt.subplots(figsize=(6.4, 5.2))
-    image = ax.imshow(matrix, cmap="Blues")
-    peak = max(max(row) for row in matrix) or 1
-    for a in range(n):
-        for p in range(n):
-            value = matrix[a][p]
-            ax.text(p, a, str(value), ha="center", va="center", fontsize=8, color="white" if value > peak / 2 else "black")
-    ax.set_xticks(range(n), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0)
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel(labels["predicted"])
-    ax.set_ylabel(labels["actual"])
-    figure.colorbar(image, ax=ax, fraction=0.046)
-    figure.tight_layout()
-    return _png_data_uri(figure)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,29 +409,31 @@ def render(env: jinja2.Environment, **context: Any) -> str:
 
 
 def build_report(
-    results: list[ExerciseResult], params: Params, provenance: dict[str, Any], study: StudyView | None = None
+    results: list[ExerciseResult],
+    params: Params,
+    provenance: dict[str, Any],
+    study: StudyView | None = None,
+    datasets: list[DatasetView] | None = None,
 ) -> str:
-    """The HTML page for these results: observations, figures, then one render call."""
+    """The HTML page for these results: observations, then one render call."""
     language = params.report.language
     env = make_environment(language)
     fmt = Formatter(language)
     translate = translator(language)
-    labels = {key: translate(MESSAGES[key]) for key in ("train", "validation", "accuracy", "loss", "epoch", "predicted", "actual")}
     for result in results:
         result.study = study.statistics["exercises"].get(result.name) if study else None
         result.observations = (
             class_observations(result, fmt) + curve_observations(result, fmt) + study_observations(result, fmt)
         )
-        result.figures = {
-            # A studied exercise shows its curves across seeds (aggregate drew them); the others their one run.
-            "curves": study.figures[result.name] if result.study else curves_figure(result.history, labels),
-            "confusion": confusion_figure(result.evaluation["confusion_matrix"], result.class_names, labels),
-        }
+        result.unit_observations = unit_observations(result, fmt)
+        if result.study:  # a studied exercise shows its curves across seeds (aggregate drew them)
+            result.figures["curves"] = study.figures[result.name]
     return render(
         env,
         results=results,
         comparisons=comparisons(results, params, fmt, translate, study.statistics if study else None),
         study=study,
+        data=datasets or [],
         datasets=params.datasets,
         provenance=provenance,
     )
@@ -445,28 +450,56 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return {column: [float(row[column]) for row in rows] for column in (rows[0] if rows else {})}
 
 
+def figures_of(folder: Path, names: dict[str, str]) -> dict[str, str]:
+    """The figures of `names` (key -> file name) that exist in `folder`, as data URIs."""
+    return {key: _data_uri(folder / name) for key, name in names.items() if (folder / name).is_file()}
+
+
 def load_results(params: Params, folders: dict[str, Path]) -> list[ExerciseResult]:
-    """Read what train and evaluate wrote (folders: metrics, evaluation, summary, history) for every exercise."""
+    """Read what train, evaluate and explain wrote (folders: metrics, evaluation, summary, history, figures)."""
     results = []
     for name, spec in params.exercises.items():
         paths = {kind: folders[kind] / f"{name}.{'csv' if kind == 'history' else 'json'}" for kind in FOLDERS}
-        missing = [str(p) for p in paths.values() if not p.is_file()]
+        figures = folders["figures"] / name
+        wanted = [*paths.values(), *(figures / EXERCISE_FIGURES[k] for k in EXERCISE_REQUIRED)]
+        missing = [str(p) for p in wanted if not p.is_file()]
         if missing:
-            raise StageError(f"{name}: missing {', '.join(missing)}; run `dvc repro` to train and evaluate it")
-        variant = params.inputs[spec.inputs]
+            raise StageError(f"{name}: missing {', '.join(missing)}; run `dvc repro` to train, evaluate and explain it")
         results.append(
             ExerciseResult(
                 name=name,
                 spec=spec,
-                variant=variant,
+                variant=params.inputs[spec.inputs],
                 metrics=json.loads(paths["metrics"].read_text()),
-                evaluation=json.loads(paths["evaluation"].read_text()),
+                evaluation=json.loads(paths["evaluation"].read_text(encoding="utf-8")),
                 summary=json.loads(paths["summary"].read_text()),
                 history=read_history(paths["history"]),
-                class_names=CLASS_NAMES[variant.dataset],
+                figures=figures_of(figures, EXERCISE_FIGURES),
             )
         )
     return results
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """What describe wrote for one dataset: shapes before and after flattening, class counts, figures."""
+
+    name: str
+    summary: dict
+    figures: dict[str, str]
+
+
+def load_datasets(params: Params, folder: Path) -> list[DatasetView]:
+    """describe's output for every dataset some exercise uses, in the order of `datasets` in params.yaml."""
+    used = {params.inputs[e.inputs].dataset for e in params.exercises.values()}
+    views = []
+    for name in (n for n in params.datasets if n in used):
+        summary = folder / name / DATASET_SUMMARY
+        if not summary.is_file():
+            raise StageError(f"{name}: missing {summary}; run `dvc repro` to describe the dataset")
+        views.append(DatasetView(name, json.loads(summary.read_text(encoding="utf-8")),
+                                 figures_of(folder / name, DATASET_FIGURES)))
+    return views
 
 
 @dataclass(frozen=True)
@@ -531,18 +564,21 @@ def provenance(results: list[ExerciseResult]) -> dict[str, Any]:
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.report --metrics DIR --evaluation DIR --summary DIR --history DIR
-    --study FILE.json --study-figures DIR --out FILE.html`."""
+    --figures DIR --datasets DIR --study FILE.json --study-figures DIR --out FILE.html`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for kind in FOLDERS:
         parser.add_argument(f"--{kind}", type=Path, required=True, help=f"the folder of the {kind} files")
+    parser.add_argument("--figures", type=Path, required=True, help="the folder of every exercise's figures (explain)")
+    parser.add_argument("--datasets", type=Path, required=True, help="the folder of every dataset's figures (describe)")
     parser.add_argument("--study", type=Path, required=True, help="the seeds study's statistics (aggregate)")
     parser.add_argument("--study-figures", type=Path, required=True, help="the study's per-run table and figures")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     params = load_params()
-    results = load_results(params, {kind: getattr(args, kind) for kind in FOLDERS})
+    results = load_results(params, {kind: getattr(args, kind) for kind in (*FOLDERS, "figures")})
     study = load_study(params, args.study, args.study_figures)
-    write_text(args.out, build_report(results, params, provenance(results), study))
+    datasets = load_datasets(params, args.datasets)
+    write_text(args.out, build_report(results, params, provenance(results), study, datasets))
     print(f"report: wrote {args.out} ({len(results)} exercises)", file=sys.stderr)
 
 

@@ -1,35 +1,11 @@
-"""Metrics against hand-computed values, and evaluate() on a tiny model."""
+"""evaluate() and the units' evidence on tiny models, against hand-computed values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from stages.evaluate import classification_report, predictions_csv
-
-
-def test_classification_report_by_hand():
-    # 3 classes. Actual 0: predicted 0,0,1; actual 1: 1,1; actual 2: 0.
-    y_true = np.array([0, 0, 0, 1, 1, 2])
-    y_pred = np.array([0, 0, 1, 1, 1, 0])
-    report = classification_report(y_true, y_pred, num_classes=3)
-    assert report["confusion_matrix"] == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
-    assert report["accuracy"] == round(4 / 6, 6) and report["correct"] == 4 and report["samples"] == 6
-    c0, c1, c2 = report["per_class"]
-    assert (c0["support"], c0["correct"], c0["accuracy"], c0["precision"]) == (3, 2, round(2 / 3, 6), round(2 / 3, 6))
-    assert (c1["accuracy"], c1["precision"], c1["recall"]) == (1.0, round(2 / 3, 6), 1.0)
-    assert (c2["accuracy"], c2["precision"]) == (0.0, None)  # nothing predicted as 2: precision undefined
-
-
-def test_lab_accuracy_is_argmax_accuracy_like_sklearn():
-    from sklearn.metrics import accuracy_score, confusion_matrix
-
-    rng = np.random.default_rng(0)
-    y_true = rng.integers(0, 10, 500)
-    y_pred = np.where(rng.random(500) < 0.7, y_true, rng.integers(0, 10, 500))
-    report = classification_report(y_true, y_pred)
-    assert report["accuracy"] == round(accuracy_score(y_true, y_pred), 6)
-    assert report["confusion_matrix"] == confusion_matrix(y_true, y_pred, labels=range(10)).tolist()
+from stages.evaluate import SATURATION_Z, predictions_csv
 
 
 def test_predictions_csv():
@@ -46,8 +22,8 @@ def test_evaluate_with_a_model():
     model.compile(loss=keras.losses.BinaryCrossentropy())
     x = np.eye(10, dtype=np.float32)[[0, 1, 2, 3, 3]]
     y = np.array([0, 1, 2, 3, 4], dtype=np.uint8)
-    metrics, report, y_pred = evaluate(model, x, y)
-    assert y_pred.tolist() == [0, 1, 2, 3, 3]
+    metrics, probabilities, y_pred = evaluate(model, x, y)
+    assert y_pred.tolist() == [0, 1, 2, 3, 3] and probabilities.shape == (5, 10)
     assert metrics["test_accuracy"] == 0.8
     p = 1 / (1 + np.exp(-5.0))
     # Per sample: the hot output is p (or 0.5 off-target), the other nine 0.5.
@@ -55,4 +31,25 @@ def test_evaluate_with_a_model():
     probs = np.where(x > 0, p, 0.5)
     expected = -np.mean(onehot * np.log(probs) + (1 - onehot) * np.log(1 - probs))
     assert metrics["test_loss"] == pytest.approx(expected, abs=1e-5)
-    assert report["confusion_matrix"][4][3] == 1
+
+
+def test_unit_evidence_by_hand():
+    keras = pytest.importorskip("keras")
+    from stages.evaluate import unit_evidence
+
+    # Hidden ReLU units: z0 = x0 - x1 (on for the first sample only), z1 = -x0 - x1 (never on: dead).
+    # Output sigmoid units: 10·h0 saturates on the first sample, not on the second.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(2, activation="sigmoid")])
+    model.layers[0].set_weights([np.array([[1.0, -1.0], [-1.0, -1.0]], np.float32), np.zeros(2, np.float32)])
+    model.layers[1].set_weights([np.array([[10.0, 0.0], [0.0, 0.0]], np.float32), np.array([0.0, -6.0], np.float32)])
+    x = np.array([[2.0, 1.0], [0.0, 3.0]], np.float32)
+    e = unit_evidence(model, x)
+    assert int(e["layers"]) == 2 and str(e["activation_0"]) == "relu" and str(e["activation_1"]) == "sigmoid"
+    np.testing.assert_array_equal(e["positive_0"], [0.5, 0.0])
+    # Layer 2 sees the ReLU outputs (1, 0) and (0, 0): z = (10, -6) and (0, -6).
+    np.testing.assert_array_equal(e["positive_1"], [0.5, 0.0])
+    np.testing.assert_array_equal(e["high_1"], [0.5, 0.0])
+    np.testing.assert_array_equal(e["low_1"], [0.0, 1.0])
+    assert 4 < SATURATION_Z < 6 and float(e["median_abs_1"]) == 6.0
+    np.testing.assert_array_equal(np.sort(e["sample_0"]), [-3.0, -3.0, -3.0, 1.0])
+    np.testing.assert_array_equal(e["weights"], model.layers[0].get_weights()[0])

@@ -33,7 +33,8 @@ ALL_STAGES = {
     "validate",
     "download@mnist", "download@cifar10",
     "prepare@mnist_raw", "prepare@mnist_scaled", "prepare@cifar10_scaled",
-    *(f"{kind}@{ex}" for kind in ("train", "evaluate", "fingerprint") for ex in EXERCISES),
+    *(f"{kind}@{ex}" for kind in ("train", "evaluate", "explain", "fingerprint") for ex in EXERCISES),
+    "describe@mnist", "describe@cifar10",
     *(f"replicate@{ex}-{seed}" for ex in STUDY["exercises"] for seed in STUDY["seeds"]),
     "aggregate",
     "report",
@@ -160,6 +161,9 @@ def test_fresh_repro_runs_every_stage_once(project):
     run = json.loads(project.read("reports/runs/ex3/seed-4.json"))
     assert run["seed"] == 4 and len(run["history"]["val_accuracy"]) == 2
     assert b"<html" in project.read("reports/index.html")
+    for ex in EXERCISES:
+        assert {p.name for p in (project.path / "reports/figures" / ex).iterdir()} >= {"curves.png", "confusion.png", "units.png"}
+    assert json.loads(project.read("reports/datasets/mnist/summary.json"))["shapes"]["after"]["x_train"][1] == 784
     # Training logs one line per epoch: no carriage-return progress bars.
     assert "\r" not in log and "Epoch 2/2" in log
     project.commit("built")
@@ -172,6 +176,8 @@ def test_second_repro_runs_nothing(project):
 
 
 def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project):
+    figures = {ex: {p.name: p.read_bytes() for p in (project.path / "reports/figures" / ex).iterdir()} for ex in EXERCISES}
+    data = {p: p.read_bytes() for p in (project.path / "reports/datasets").rglob("*") if p.is_file()}
     project.edit(lambda d: d["exercises"]["ex2"].update(epochs=3))
     # `dvc status` names the stages whose own deps changed; evaluate@ex2 follows from train@ex2.
     # `validate` checks every params change; its unchanged marker makes nothing else stale.
@@ -179,8 +185,13 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
     # `aggregate` reads every exercise's settings (to find the one-change comparisons).
     assert project.status() == {"validate", "train@ex2", "fingerprint@ex2", "aggregate", "report"}
     ran, log = project.repro()
-    assert ran == {"validate", "train@ex2", "evaluate@ex2", "fingerprint@ex2", "aggregate", "report"}, log
+    assert ran == {"validate", "train@ex2", "evaluate@ex2", "explain@ex2", "fingerprint@ex2", "aggregate", "report"}, log
     assert "Epoch 3/3" in log
+    # Only ex2's figures were drawn again; its curves now have three epochs.
+    after = {ex: {p.name: p.read_bytes() for p in (project.path / "reports/figures" / ex).iterdir()} for ex in EXERCISES}
+    assert {ex for ex in EXERCISES if after[ex] != figures[ex]} == {"ex2"}
+    assert after["ex2"]["curves.png"] != figures["ex2"]["curves.png"]
+    assert {p: p.read_bytes() for p in data} == data
 
 
 def test_reverting_an_edit_restores_outputs_from_the_run_cache(project):
@@ -192,9 +203,11 @@ def test_reverting_an_edit_restores_outputs_from_the_run_cache(project):
 
 
 def test_forced_rerun_gives_byte_identical_metrics(project):
-    before = {p: project.read(p) for p in ("reports/metrics/ex3.json", "reports/history/ex3.csv", "reports/evaluation/ex3.json")}
-    ran, log = project.repro("--force", "--single-item", "train@ex3", "evaluate@ex3")
-    assert ran == {"train@ex3", "evaluate@ex3"}, log
+    paths = ("reports/metrics/ex3.json", "reports/history/ex3.csv", "reports/evaluation/ex3.json",
+             *(str(p.relative_to(project.path)) for p in (project.path / "reports/figures/ex3").iterdir()))
+    before = {p: project.read(p) for p in paths}
+    ran, log = project.repro("--force", "--single-item", "train@ex3", "evaluate@ex3", "explain@ex3")
+    assert ran == {"train@ex3", "evaluate@ex3", "explain@ex3"}, log
     after = {p: project.read(p) for p in before}
     assert after == before
 
@@ -225,7 +238,7 @@ def test_editing_a_studied_exercise_stales_only_its_runs(project):
     # The runs follow from the fingerprint; `dvc status` names the stages whose own deps changed.
     assert project.status() == {"validate", "train@ex1", "fingerprint@ex1", "aggregate", "report"}
     ran, log = project.repro()
-    assert ran == {"validate", "train@ex1", "evaluate@ex1", "fingerprint@ex1", "aggregate", "report",
+    assert ran == {"validate", "train@ex1", "evaluate@ex1", "explain@ex1", "fingerprint@ex1", "aggregate", "report",
                    *(f"replicate@ex1-{seed}" for seed in STUDY["seeds"])}, log
     project.run("git", "checkout", "params.yaml")
     ran, log = project.repro()
@@ -246,14 +259,15 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(project):
     # ex2 switches to an existing variant: no prepare stage runs.
     project.edit(lambda d: d["exercises"]["ex2"].update(inputs="mnist_scaled"))
     ran, log = project.repro()
-    assert ran == {"validate", "fingerprint@ex2", "train@ex2", "evaluate@ex2", "aggregate", "report"}, log
+    assert ran == {"validate", "fingerprint@ex2", "train@ex2", "evaluate@ex2", "explain@ex2", "aggregate", "report"}, log
     # ex5 switches to a variant that does not exist yet: only that prepare runs, then ex5's stages.
     def raw_cifar(d):
         d["inputs"]["cifar10_raw"] = {"dataset": "cifar10", "divide_by_255": False}
         d["exercises"]["ex5"]["inputs"] = "cifar10_raw"
     project.edit(raw_cifar)
     ran, log = project.repro()
-    assert ran == {"validate", "prepare@cifar10_raw", "fingerprint@ex5", "train@ex5", "evaluate@ex5", "aggregate", "report"}, log
+    assert ran == {"validate", "prepare@cifar10_raw", "fingerprint@ex5", "train@ex5", "evaluate@ex5", "explain@ex5",
+                   "aggregate", "report"}, log
     project.run("git", "checkout", "params.yaml")
     ran, log = project.repro()
     assert not {r for r in ran if r.startswith("train")}, log  # back to cached results

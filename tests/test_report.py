@@ -19,7 +19,8 @@ from stages import report as R
 from stages.config import parse_params
 from tests.conftest import ROOT
 
-FOLDERS = ("metrics", "evaluation", "summary", "history")
+FOLDERS = ("metrics", "evaluation", "summary", "history", "figures")
+DATASETS = ("mnist", "cifar10")
 
 
 def _matrix(accuracy_by_class: list[float], confused: tuple[int, int, int] | None = None, support: int = 100) -> list[list[int]]:
@@ -36,21 +37,58 @@ def _matrix(accuracy_by_class: list[float], confused: tuple[int, int, int] | Non
     return m.tolist()
 
 
-def write_results(folder: Path, params_data: dict, matrices: dict[str, list[list[int]]] | None = None) -> dict[str, Path]:
-    """What train and evaluate would write, for every exercise of params_data."""
-    from stages.evaluate import classification_report
+def png(path: Path, width: int = 400, height: int = 240) -> None:
+    """A small real PNG: the report only embeds figures, whatever they show."""
+    from PIL import Image
 
-    folders = {kind: folder / kind for kind in FOLDERS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (width, height), (40, 90, 160)).save(path)
+
+
+def evidence_for(layers: list[dict], y_pred: np.ndarray, dead: float = 0.25) -> dict[str, np.ndarray]:
+    """What evaluate would keep for a model of `layers` predicting `y_pred`: confident probabilities, and units
+    of which the first `dead` share never switch on (ReLU) or are stuck (sigmoid)."""
+    n = len(y_pred)
+    probabilities = np.full((n, 10), 0.05, dtype=np.float32)
+    probabilities[np.arange(n), y_pred] = np.linspace(0.99, 0.6, n, dtype=np.float32)
+    evidence = {"probabilities": probabilities, "layers": np.array(len(layers)), "weights": np.ones((784, 16), np.float32)}
+    for i, layer in enumerate(layers):
+        units = layer["units"]
+        off = np.arange(units) < round(dead * units)
+        evidence |= {
+            f"activation_{i}": np.array(layer["activation"] or "linear"),
+            f"positive_{i}": np.where(off, 0.0, 0.4).astype(np.float32),
+            f"low_{i}": np.where(off, 1.0, 0.5).astype(np.float32),
+            f"high_{i}": np.where(off, 0.0, 0.48).astype(np.float32),
+            f"median_abs_{i}": np.array(12.5, np.float32),
+            f"sample_{i}": np.linspace(-3, 3, 50, dtype=np.float32),
+        }
+    return evidence
+
+
+def write_results(folder: Path, params_data: dict, matrices: dict[str, list[list[int]]] | None = None,
+                  class_names: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """What train, evaluate, explain and describe would write, for every exercise of params_data."""
+    from stages import explain
+    from stages.datasets import CLASS_NAMES
+    from stages.layout import DATASET_FIGURES, DATASET_SUMMARY, EXERCISE_FIGURES
+
+    folders = {kind: folder / kind for kind in (*FOLDERS, "datasets")}
     for path in folders.values():
         path.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(params_data["exercises"]):
         matrix = np.array((matrices or {}).get(name) or _matrix([0.9 - 0.05 * (c % 3) - 0.01 * i for c in range(10)]))
         y_true = np.repeat(np.arange(10), matrix.sum(axis=1))
         y_pred = np.concatenate([np.repeat(np.arange(10), row) for row in matrix])
-        report = classification_report(y_true, y_pred)
-        (folders["metrics"] / f"{name}.json").write_text(json.dumps({"test_accuracy": report["accuracy"], "test_loss": 0.05}))
-        (folders["evaluation"] / f"{name}.json").write_text(json.dumps(report))
         layers = params_data["exercises"][name]["layers"]
+        dataset = params_data["inputs"][params_data["exercises"][name]["inputs"]]["dataset"]
+        found = explain.explanation(evidence_for(layers, y_pred), y_true, class_names or CLASS_NAMES[dataset])
+        (folders["metrics"] / f"{name}.json").write_text(json.dumps({"test_accuracy": found["accuracy"], "test_loss": 0.05}))
+        (folders["evaluation"] / f"{name}.json").write_text(json.dumps(found))
+        shown = {"mistakes": found["mistakes"], "pair": found["pair"], "weights": found["weight_units"]}
+        for key, figure in EXERCISE_FIGURES.items():
+            if shown.get(key, True):  # as explain: no mistakes, no confusion or no hidden layer, no figure
+                png(folders["figures"] / name / figure)
         summary = {
             "layers": [
                 {"name": f"dense_{j}", "type": "Dense", "output_shape": [None, layer["units"]], "params": 1000 + j}
@@ -67,6 +105,14 @@ def write_results(folder: Path, params_data: dict, matrices: dict[str, list[list
             # Training keeps improving; validation flattens after epoch 5.
             rows.append(f"{e},{1 / e:.6g},{1 - 0.5 / e:.6g},{max(1 / e, 0.2):.6g},{min(1 - 0.5 / e, 0.9):.6g}")
         (folders["history"] / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    for dataset in DATASETS:
+        names = list(class_names or CLASS_NAMES[dataset])
+        summary = {"dataset": dataset, "class_names": names, "counts": {"train": [6] * 10, "test": [1] * 10},
+                   "shapes": {"before": {"x_train": [60, 28, 28], "y_train": [60]}, "after": {"x_train": [60, 784], "y_train": [60, 10]}}}
+        (folders["datasets"] / dataset).mkdir(exist_ok=True)
+        (folders["datasets"] / dataset / DATASET_SUMMARY).write_text(json.dumps(summary))
+        for figure in DATASET_FIGURES.values():
+            png(folders["datasets"] / dataset / figure)
     return folders
 
 
@@ -98,11 +144,13 @@ def study_files(tmp_path_factory, params_data) -> tuple[Path, Path]:
     return write_study(tmp_path_factory.mktemp("study"), params_data)
 
 
-def render(tmp_path: Path, params_data: dict, study_files: tuple[Path, Path], matrices=None) -> BeautifulSoup:
+def render(tmp_path: Path, params_data: dict, study_files: tuple[Path, Path], matrices=None, class_names=None) -> BeautifulSoup:
     params = parse_params(params_data)
-    results = R.load_results(params, write_results(tmp_path, params_data, matrices))
+    folders = write_results(tmp_path, params_data, matrices, class_names)
+    results = R.load_results(params, folders)
     study = R.load_study(params, *study_files)
-    html = R.build_report(results, params, {"revision": "abc1234", "versions": {"keras": "3"}}, study)
+    datasets = R.load_datasets(params, folders["datasets"])
+    html = R.build_report(results, params, {"revision": "abc1234", "versions": {"keras": "3"}}, study, datasets)
     (tmp_path / "index.html").write_text(html)
     return BeautifulSoup(html, "lxml")
 
@@ -132,11 +180,16 @@ def test_every_exercise_has_all_sections(page, params_data):
         assert len(section.select(".per-class tbody tr")) == 10
         assert len(section.select(".observations li")) >= 4
         assert section.select_one(".hyperparameters")
+        for figure in ("mistakes-gallery", "pair", "weights", "unit-distributions"):
+            assert len(section.select(f"figure.{figure} img")) == 1, (name, figure)
+        assert len(section.select("table.unit-diagnostics tbody tr")) == len(params_data["exercises"][name]["layers"])
+        assert len(section.select(".unit-observations li")) == len(params_data["exercises"][name]["layers"]) - 1
 
 
 def test_figures_are_embedded_pngs_and_nothing_is_fetched(page):
     images = page.select("img")
-    assert len(images) == 2 * 5 + 1  # curves and confusion matrix per exercise, the study's overview
+    # Per exercise curves, confusion, mistakes, pair, weights, units; per dataset samples, counts, pixels; the study's overview.
+    assert len(images) == 6 * 5 + 3 * 2 + 1
     for img in images:
         assert img["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -239,8 +292,7 @@ def test_observations_follow_the_confusion_matrix(tmp_path, params_data, study_f
 @pytest.mark.parametrize("payload", ["<script>alert(1)</script>", '"onerror="alert(1)', "<img src=x onerror=alert(1)>"])
 def test_text_from_params_and_data_is_escaped(tmp_path, params_copy, study_files, monkeypatch, payload):
     params_copy["exercises"]["ex2"]["description"] = payload
-    monkeypatch.setitem(R.CLASS_NAMES, "mnist", [payload] + [str(i) for i in range(1, 10)])
-    soup = render(tmp_path, params_copy, study_files)
+    soup = render(tmp_path, params_copy, study_files, class_names=(payload, *(str(i) for i in range(1, 10))))
     assert soup.select_one("section#ex-ex2 .description").get_text() == payload
     assert soup.select_one("section#ex-ex2 .per-class tbody td").get_text() == payload
     assert not soup.select("script")
@@ -260,15 +312,18 @@ def test_vietnamese_page(tmp_path, params_copy, study_files):
     assert soup.select_one("#study h2").get_text() == "Khảo sát theo seed"
     verdicts = soup.select("#comparisons .verdict")
     assert verdicts and verdicts[0].get_text(" ", strip=True).startswith("Qua 5 và 5 lần chạy, ex2 thấp hơn ex1 13,")
+    assert soup.select_one("#data h2").get_text() == "Dữ liệu"
+    ex2 = soup.select_one("section#ex-ex2 .unit-observations li").get_text(" ", strip=True)
+    assert ex2.startswith("Lớp 1: 196 trong 784 unit ReLU (25,0%) không bật") and "235,2 unit" in ex2
 
 
 def test_vietnamese_catalog_covers_every_message():
-    from stages.aggregate import LABELS
+    from stages import aggregate, describe, explain
     from stages.i18n import load_catalog
 
     catalog = load_catalog("vi")
     env = R.make_environment("en")
-    wanted = set(R.MESSAGES.values()) | set(LABELS.values())
+    wanted = set(R.MESSAGES.values()) | {text for m in (aggregate, explain, describe) for text in m.LABELS.values()}
     for template in R.TEMPLATES.rglob("*.j2"):
         for _, _, msg in env.extract_translations(template.read_text()):
             # A message with values comes as a tuple (message, None, ...); None is a message
@@ -286,11 +341,11 @@ def test_vietnamese_catalog_covers_every_message():
 def test_report_main_never_imports_tensorflow(tmp_path, params_data, study_files):
     folders = write_results(tmp_path / "reports", params_data)
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    args = [arg for k in FOLDERS for arg in (f"--{k}", str(folders[k]))]
+    args = [arg for k in (*FOLDERS, "datasets") for arg in (f"--{k}", str(folders[k]))]
     args += ["--study", str(study_files[0]), "--study-figures", str(study_files[1]), "--out", str(tmp_path / "index.html")]
     code = (
         f"import sys; from stages.report import main; main({args!r}); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib', 'seaborn', 'sklearn', 'pandas')))"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
@@ -334,7 +389,10 @@ def test_page_renders_in_headless_chromium(tmp_path, params_data, study_files):
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
         )
-        assert len(images) == 11 and all(done and w > 100 and h > 100 for done, w, h in images)
+        # Every figure decodes: 6 per exercise, 3 per dataset, the study's overview.
+        assert len(images) == 6 * 5 + 3 * 2 + 1 and all(done and w > 100 and h > 100 for done, w, h in images)
+        for selector in ("#data figure.samples img", "section#ex-ex2 figure.mistakes-gallery img", "section#ex-ex2 figure.weights img"):
+            assert driver.execute_script(f"return document.querySelector({selector!r}).naturalWidth") > 100, selector
         assert driver.execute_script("return document.querySelectorAll('table.overview tbody tr').length") == 5
         # The study's figures: the overview and the four studied exercises' bands across seeds, decoded.
         study_images = driver.execute_script(
@@ -385,3 +443,51 @@ def test_precision_shows_what_ran(tmp_path, params_copy, study_files):
     assert row == "float32 (mixed_bfloat16 asked; this machine has no native bfloat16)"
     assert soup.select_one("section#ex-ex3 tr.precision td").get_text(strip=True) == "float32"
     assert "ex2: float32" in soup.select_one("#provenance").get_text()
+
+
+def test_unit_observations_explain_each_hidden_layer(page):
+    ex2 = [li.get_text(" ", strip=True) for li in page.select("section#ex-ex2 .unit-observations li")]
+    # 1,000 test samples; a quarter of the 784 ReLU units never positive, the others on 40% of the samples.
+    assert ex2 == ["Layer 1: 196 of its 784 ReLU units (25.0%) never switch on for any of the 1,000 test images: they are "
+                   "dead, pass nothing on and no longer learn. An average image switches on 235.2 units; the median "
+                   "|pre-activation| is 12.50."]
+    ex1 = page.select_one("section#ex-ex1 .unit-observations li").get_text(" ", strip=True)
+    assert ex1.startswith("Layer 1: 100.0% of its 784 sigmoid units are saturated") and "196 (25.0%) give the same output" in ex1
+    baseline = page.select_one("section#ex-baseline .unit-observations li").get_text(" ", strip=True)
+    assert baseline.startswith("Layer 1 has no activation")
+    cells = [td.get_text(strip=True) for td in page.select("section#ex-ex2 table.unit-diagnostics tbody tr")[0].select("td")]
+    assert cells == ["1", "784", "relu", "25.0%", "235.2", "–", "–", "12.50"]
+    units = [u.get_text(" ", strip=True) for u in page.select("#comparisons .units-verdict")]
+    assert units[0].startswith("In the first hidden layer, the units that carry no information (dead ReLU units, or sigmoid "
+                               "units stuck at one output) are 25.0% of ex1's and 25.0% of ex2's")
+
+
+def test_data_section_shows_shapes_before_and_after_flattening(page):
+    rows = page.select("#data-mnist table.shapes tbody tr")
+    assert [[td.get_text() for td in row.select("td")] for row in rows] == [
+        ["x_train", "(60, 28, 28)", "(60, 784)"], ["y_train", "(60)", "(60, 10)"]]
+    assert [h.get_text() for h in page.select("#data h3")] == ["mnist", "cifar10"]
+    assert len(page.select("#data figure img")) == 6
+
+
+def test_a_model_without_hidden_layers_says_the_diagnostics_do_not_apply(tmp_path, params_copy, study_files):
+    params_copy["exercises"]["ex3"]["layers"] = [{"units": 10, "activation": "sigmoid"}]
+    soup = render(tmp_path, params_copy, study_files)
+    section = soup.select_one("section#ex-ex3")
+    assert [li.get_text(" ", strip=True) for li in section.select(".unit-observations li")] == [
+        "The model has no hidden layer: the hidden-unit diagnostics do not apply."]
+    assert not section.select("figure.weights") and section.select("figure.unit-distributions img")
+    assert [td.get_text(strip=True) for td in section.select("table.unit-diagnostics td")][:3] == ["1 (output)", "10", "sigmoid"]
+
+
+def test_mistakes_are_called_probabilities_only_behind_a_sigmoid(page):
+    assert "the probability the network gave" in page.select_one("section#ex-ex2 figure.mistakes-gallery figcaption").get_text()
+    baseline = page.select_one("section#ex-baseline figure.mistakes-gallery figcaption").get_text()
+    assert "a score, not a probability" in baseline
+
+
+def test_an_exercise_without_mistakes_says_so(tmp_path, params_copy, study_files):
+    soup = render(tmp_path, params_copy, study_files, matrices={"ex3": (np.eye(10, dtype=int) * 10).tolist()})
+    section = soup.select_one("section#ex-ex3")
+    assert section.select_one(".mistakes p").get_text() == "No test image is misclassified."
+    assert not section.select("figure.mistakes-gallery, figure.pair")

@@ -78,7 +78,7 @@ def test_bfloat16_model_saves_loads_in_plain_keras_and_predicts_as_evaluated(tin
                               seed=1, verbose=0)
     assert models.summarize(model)["precision"] == "mixed_bfloat16"
     assert history["loss"][-1] < history["loss"][0]
-    metrics, report, y_pred = evaluate(model, data["x_test"], data["y_test"])
+    metrics, _, y_pred = evaluate(model, data["x_test"], data["y_test"])
     models.portable(model).save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert [layer.dtype_policy.name for layer in loaded.layers] == ["mixed_bfloat16", "float32"]

@@ -1,0 +1,183 @@
+"""Stage `describe@<dataset>`: what the data look like, before the network sees them.
+
+    python -m stages.describe --dataset mnist --raw data/raw/mnist.npz --out reports/datasets/mnist
+
+The lab prints the arrays' shapes before and after flattening (its Hình 1/2, 6/7 and 10/11); this
+stage writes them to `summary.json` with the class counts, and draws sample images of every class,
+the class counts and the pixel values raw against divided by 255 (`layout.DATASET_FIGURES`). No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from stages.cli import StageError, stage_main
+from stages.config import InputVariant, load_params
+from stages.datasets import CLASS_NAMES, DataError, check_arrays
+from stages.drawing import number_axis, plain, replaced_folder, save_png, seaborn
+from stages.i18n import Formatter, translator
+from stages.layout import DATASET_FIGURES as FIGURES
+from stages.layout import DATASET_SUMMARY as SUMMARY
+from stages.prepare import prepare
+
+SAMPLES_PER_CLASS = 8
+SAMPLE_SEED = 0
+
+LABELS = {
+    "train": "Train",
+    "test": "Test",
+    "class": "Class",
+    "images": "Images",
+    "raw": "Raw pixel values (0..255)",
+    "scaled": "Divided by 255 (0..1)",
+    "pixels": "Pixels (log scale)",
+}
+
+
+def shapes(dataset: str, arrays: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
+    """The four arrays' shapes as downloaded ("before") and as `prepare` leaves them ("after": flattened
+    images, one-hot training labels)."""
+    # prepare() itself on two rows of each array: the shapes it really produces, without converting everything.
+    few = prepare({k: v[:2] for k, v in arrays.items()}, InputVariant(dataset=dataset, divide_by_255=False))
+    return {
+        "before": {k: list(v.shape) for k, v in arrays.items()},
+        "after": {k: [len(arrays[k]), *few[k].shape[1:]] for k in arrays},
+    }
+
+
+def class_counts(arrays: dict[str, np.ndarray], class_names: tuple[str, ...]) -> pd.DataFrame:
+    """Images per class and split (long form: class, name, split, images)."""
+    import pandas as pd
+
+    frames = []
+    for split in ("train", "test"):
+        counts = pd.Series(arrays[f"y_{split}"].reshape(-1)).value_counts().reindex(range(len(class_names)), fill_value=0)
+        frames.append(pd.DataFrame({"class": counts.index, "name": class_names, "split": split, "images": counts.to_numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def describe(dataset: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The numbers the report shows of a dataset: shapes before and after flattening, and images per class."""
+    arrays = check_arrays(dataset, arrays)
+    names = CLASS_NAMES[dataset]
+    counts = class_counts(arrays, names)
+    return {
+        "dataset": dataset,
+        "class_names": list(names),
+        "shapes": shapes(dataset, arrays),
+        "counts": {split: group["images"].astype(int).tolist() for split, group in counts.groupby("split", sort=False)},
+    }
+
+
+def samples_figure(x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...]):
+    """SAMPLES_PER_CLASS training images of every class, one row per class, the class name in front."""
+    seaborn()
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(SAMPLE_SEED)
+    y = y.reshape(-1)
+    figure, axes = plt.subplots(len(class_names), SAMPLES_PER_CLASS, figsize=(0.7 * SAMPLES_PER_CLASS + 0.8, 0.7 * len(class_names)),
+                                squeeze=False)
+    for c, row in enumerate(axes):
+        members = np.flatnonzero(y == c)
+        chosen = np.sort(rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False)) if len(members) else []
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        for ax, i in zip(row, chosen):
+            ax.imshow(x[i], cmap="gray_r" if x[i].ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        row[0].set_ylabel(plain(class_names[c]), rotation=0, ha="right", va="center", fontsize=9)
+    figure.tight_layout(pad=0.2)
+    return figure
+
+
+def counts_figure(counts: pd.DataFrame, labels: dict[str, str]):
+    """Images per class, training and test side by side (a seaborn bar chart)."""
+    sns = seaborn()
+    import matplotlib.pyplot as plt
+
+    data = counts.assign(split=counts["split"].map({"train": labels["train"], "test": labels["test"]}),
+                         name=counts["name"].map(plain))
+    figure, ax = plt.subplots(figsize=(7, 3))
+    sns.barplot(data=data, x="name", y="images", hue="split", ax=ax)
+    ax.set_xlabel(labels["class"])
+    ax.set_ylabel(labels["images"])
+    ax.tick_params(axis="x", rotation=45 if max(map(len, data["name"])) > 2 else 0)
+    ax.legend(title=None)
+    figure.tight_layout()
+    return figure
+
+
+def pixels_figure(x: np.ndarray, labels: dict[str, str], fmt: Formatter):
+    """How often each pixel value occurs in the test images, raw and divided by 255: the same shape on
+    another scale (a seaborn histogram weighted by exact counts)."""
+    sns = seaborn()
+    import matplotlib.pyplot as plt
+
+    counts = np.bincount(np.asarray(x, dtype=np.uint8).reshape(-1), minlength=256)
+    values = np.arange(256)
+    figure, axes = plt.subplots(1, 2, figsize=(9, 2.8))
+    for ax, scale, title in ((axes[0], 1.0, labels["raw"]), (axes[1], 255.0, labels["scaled"])):
+        sns.histplot(x=values / scale, weights=counts, bins=32, ax=ax, color="C0", edgecolor="none")
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("")
+        ax.set_ylabel(labels["pixels"] if scale == 1.0 else "")
+        number_axis(ax.xaxis, fmt)
+    figure.tight_layout()
+    return figure
+
+
+def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndarray], language: str) -> None:
+    """summary.json and every figure of one dataset into `folder`, replaced as a whole."""
+    import pandas as pd
+
+    translate, fmt = translator(language), Formatter(language)
+    labels = {key: translate(text) for key, text in LABELS.items()}
+    names = tuple(found["class_names"])
+    counts = pd.DataFrame(
+        [{"name": names[c], "split": split, "images": n} for split, per_class in found["counts"].items() for c, n in enumerate(per_class)]
+    )
+    with replaced_folder(folder) as staging:
+        (staging / SUMMARY).write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        save_png(samples_figure(arrays["x_train"], arrays["y_train"], names), staging / FIGURES["samples"])
+        save_png(counts_figure(counts, labels), staging / FIGURES["counts"])
+        save_png(pixels_figure(arrays["x_test"], labels, fmt), staging / FIGURES["pixels"])
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    """Command line: `python -m stages.describe --dataset NAME --raw FILE.npz --out DIR`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")
+    parser.add_argument("--raw", type=Path, required=True, help="the downloaded arrays (download)")
+    parser.add_argument("--out", type=Path, required=True, help="the folder of the dataset's summary and figures")
+    args = parser.parse_args(argv)
+    params = load_params()
+    if args.dataset not in params.datasets:
+        raise StageError(f"no dataset {args.dataset!r} in params.yaml datasets")
+    try:
+        with np.load(args.raw, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{args.raw}: cannot read the downloaded arrays ({exc}); run `dvc repro` to download") from exc
+    found = describe(args.dataset, arrays)
+    write_figures(args.out, found, arrays, params.report.language)
+    before, after = found["shapes"]["before"]["x_train"], found["shapes"]["after"]["x_train"]
+    print(f"{args.dataset}: x_train {tuple(before)} -> {tuple(after)}; wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

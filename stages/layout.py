@@ -1,0 +1,27 @@
+"""The file names inside the stages' output folders, written once for the stages that write them and the
+report that reads them. dvc.yaml names the folders; this module names what is in them."""
+
+# explain@<exercise>: one folder per exercise. mistakes, pair and weights exist only when there is
+# something to show (a mistake, a confusion, a hidden layer).
+EXERCISE_FIGURES = {
+    "curves": "curves.png",
+    "confusion": "confusion.png",
+    "mistakes": "mistakes.png",
+    "pair": "pair.png",
+    "weights": "weights.png",
+    "units": "units.png",
+}
+EXERCISE_REQUIRED = ("curves", "confusion", "units")
+
+# describe@<dataset>: one folder per dataset.
+DATASET_SUMMARY = "summary.json"
+DATASET_FIGURES = {"samples": "samples.png", "counts": "counts.png", "pixels": "pixels.png"}
+
+# aggregate: the seeds study's folder.
+RUNS_CSV = "runs.csv"
+OVERVIEW_PNG = "overview.png"
+
+
+def curves_png(exercise: str) -> str:
+    """The file name of a studied exercise's learning-curve band figure, inside the study's folder."""
+    return f"curves-{exercise}.png"
