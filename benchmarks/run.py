@@ -96,8 +96,8 @@ def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict
         rows["lab"].append({"epoch": statistics.median(lab["seconds_per_epoch"]), "wall": wall, "rss": rss})
         summary = work / "summary.json"
         wall, rss, _ = _peak_of(
-            [sys.executable, "-m", "stages.train", exercise, str(work / "prepared" / spec.inputs), str(work / "model"),
-             str(work / "history.csv"), str(summary)],
+            [sys.executable, "-m", "stages.train", "--exercise", exercise, "--prepared", str(work / "prepared" / spec.inputs),
+             "--model-dir", str(work / "model"), "--history", str(work / "history.csv"), "--summary", str(summary)],
             work, env,
         )
         rows["denselab"].append({"epoch": json.loads(summary.read_text())["seconds_per_epoch"], "wall": wall, "rss": rss})

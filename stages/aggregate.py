@@ -28,7 +28,7 @@ from stages.cli import StageError, stage_main, write_text
 from stages.config import Params, load_params, one_change_pairs
 from stages.drawing import curves_figure, long_history, number_axis, replaced_folder, save_png, seaborn
 from stages.i18n import Formatter, translator
-from stages.layout import OVERVIEW_PNG, RUNS_CSV, curves_png
+from stages.layout import OVERVIEW_PNG, RUNS_CSV, curves_png, run_file
 
 CONFIDENCE = 0.95
 
@@ -63,7 +63,7 @@ def read_runs(params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Pa
     for name in params.study.exercises:
         for seed in params.study.all_seeds(params.seed):
             lab_run = seed == params.seed
-            paths = [metrics_dir / f"{name}.json", history_dir / f"{name}.csv"] if lab_run else [runs_dir / name / f"seed-{seed}.json"]
+            paths = [metrics_dir / f"{name}.json", history_dir / f"{name}.csv"] if lab_run else [runs_dir / name / run_file(seed)]
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
                 raise StageError(f"{name}, seed {seed}: missing {', '.join(missing)}; run `dvc repro` to train it")

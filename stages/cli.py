@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from stages.config import ParamsError
-from stages.datasets import DataError
 
 
 class StageError(RuntimeError):
     """A stage cannot go on; the message says why and what to do."""
+
+
+class DataError(ValueError):
+    """A data file is corrupt, hostile or not what it claims to be."""
 
 
 def stage_main(fn: Callable[..., None]) -> Callable[..., None]:

@@ -18,6 +18,7 @@ from typing import BinaryIO, Mapping
 
 import numpy as np
 
+from stages.cli import DataError
 from stages.config import IDX_FILES, NUM_CLASSES
 
 Arrays = dict[str, np.ndarray]
@@ -39,10 +40,6 @@ CIFAR_TEST_BATCH = "test_batch"
 _IDX_MAGIC = {3: 2051, 1: 2049}  # by number of dimensions: images, labels
 # numpy's array-rebuilding function, whatever module path this numpy version gives it.
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]
-
-
-class DataError(ValueError):
-    """A data file is corrupt, hostile or not what it claims to be."""
 
 
 def sha256_file(path: str | Path) -> str:

@@ -20,9 +20,9 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import StageError, stage_main
+from stages.cli import DataError, StageError, stage_main
 from stages.config import InputVariant, load_params
-from stages.datasets import CLASS_NAMES, DataError, check_arrays
+from stages.datasets import CLASS_NAMES, check_arrays
 from stages.drawing import number_axis, plain, replaced_folder, save_png, seaborn
 from stages.i18n import Formatter, translator
 from stages.layout import DATASET_FIGURES as FIGURES

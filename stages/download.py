@@ -182,10 +182,10 @@ def save_arrays(arrays: Arrays, dest: str | Path) -> None:
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.download DATASET OUT.npz`."""
+    """Command line: `python -m stages.download --dataset NAME --out FILE.npz`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset")
-    parser.add_argument("out", type=Path)
+    parser.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")
+    parser.add_argument("--out", type=Path, required=True, help="the decoded arrays (.npz)")
     args = parser.parse_args(argv)
     params = load_params()
     if args.dataset not in params.datasets:

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from stages.cli import StageError, atomic_path, load_tensorflow, stage_main, write_text
-from stages.prepare import one_hot
+from stages.config import NUM_CLASSES
+from stages.layout import MODEL_FILE, PREPARED
 
 PREDICT_BATCH = 4096  # prediction needs no gradients: big batches mean fewer Python round trips
 # A sigmoid whose output is below 0.01 or above 0.99 has a gradient under 1% of its peak: saturated.
@@ -33,9 +34,11 @@ SAMPLE_SEED = 0
 
 def evaluate(model, x_test: np.ndarray, y_test: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
     """Predict the test set once; return (metrics, output probabilities, predicted classes)."""
+    import keras
+
     probabilities = model.predict(x_test, batch_size=PREDICT_BATCH, verbose=0)
     y_pred = np.argmax(probabilities, axis=-1)  # the lab: np.argmax(model.predict(X_test), axis=-1)
-    loss = float(model.loss(one_hot(y_test), probabilities))
+    loss = float(model.loss(keras.utils.to_categorical(np.asarray(y_test).reshape(-1), NUM_CLASSES), probabilities))
     accuracy = float(np.mean(y_pred == np.asarray(y_test).reshape(-1))) if len(y_pred) else 0.0
     metrics = {"test_accuracy": round(accuracy, 6), "test_loss": round(loss, 6)}
     return metrics, probabilities.astype(np.float32), y_pred
@@ -86,7 +89,7 @@ def unit_evidence(model, x: np.ndarray) -> dict[str, np.ndarray]:
 def load_test_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """The prepared test arrays of `folder`: x memory-mapped, the labels in memory."""
     try:
-        return np.load(folder / "x_test.npy", mmap_mode="r"), np.load(folder / "y_test.npy")
+        return np.load(folder / PREPARED["x_test"], mmap_mode="r"), np.load(folder / PREPARED["y_test"])
     except (OSError, ValueError) as exc:
         raise StageError(f"{folder}: cannot read the test arrays ({exc})") from exc
 
@@ -122,9 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     import keras
 
     try:
-        model = keras.models.load_model(args.model_dir / "model.keras")
+        model = keras.models.load_model(args.model_dir / MODEL_FILE)
     except (OSError, ValueError) as exc:
-        raise StageError(f"{args.model_dir / 'model.keras'}: cannot load the model ({exc})") from exc
+        raise StageError(f"{args.model_dir / MODEL_FILE}: cannot load the model ({exc})") from exc
     metrics, probabilities, y_pred = evaluate(model, x_test, y_test)
     write_evidence(args.evidence, probabilities, unit_evidence(model, x_test))
     write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 from stages.cli import StageError, stage_main, write_text
 from stages.config import load_params
 from stages.datasets import CLASS_NAMES, IMAGE_SHAPES
+from stages.evaluate import load_test_arrays
 from stages.drawing import curves_figure, long_history, number_axis, plain, replaced_folder, save_png, seaborn
 from stages.i18n import Formatter, translator
 from stages.layout import EXERCISE_FIGURES as FIGURES
@@ -265,6 +266,7 @@ def units_figure(evidence: dict[str, np.ndarray], labels: dict[str, str], fmt: F
     """The distribution of each layer's pre-activations on the test set (a seaborn histogram per layer)."""
     sns = seaborn()
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from stages.evaluate import SATURATION_Z
 
@@ -281,6 +283,7 @@ def units_figure(evidence: dict[str, np.ndarray], labels: dict[str, str], fmt: F
         ax.set_title(labels["layer"] % {"layer": i + 1, "units": len(evidence[f"positive_{i}"]), "activation": activation})
         ax.set_xlabel(labels["pre_activation"])
         ax.set_ylabel(labels["share"] if i == 0 else "")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # raw-pixel layers reach ±10⁴: few, readable ticks
         number_axis(ax.xaxis, fmt)
     figure.tight_layout()
     return figure
@@ -352,11 +355,11 @@ def main(argv: list[str] | None = None) -> None:
         raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
     variant = params.inputs[params.exercises[args.exercise].inputs]
     evidence = read_evidence(args.evidence)
+    x_test, y_test = load_test_arrays(args.prepared)
     try:
-        x_test, y_test = np.load(args.prepared / "x_test.npy", mmap_mode="r"), np.load(args.prepared / "y_test.npy")
         history = pd.read_csv(args.history)
     except (OSError, ValueError) as exc:
-        raise StageError(f"{args.exercise}: cannot read its test arrays or history ({exc})") from exc
+        raise StageError(f"{args.history}: cannot read the learning curves ({exc}); run `dvc repro` to train") from exc
     if len(y_test) != len(evidence["probabilities"]):
         raise StageError(f"{args.evidence}: {len(evidence['probabilities'])} predictions for {len(y_test)} test "
                          "samples; run `dvc repro` to evaluate again")

@@ -23,10 +23,11 @@ from typing import Any
 
 from stages.cli import StageError, stage_main, write_text
 from stages.config import Exercise, load_params
+from stages.layout import PREPARED
 
-ARRAYS = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
+ARRAYS = tuple(PREPARED.values())
 # The modules a run executes (train's, plus evaluation); dvc.yaml lists them as this stage's deps.
-TRAINING_CODE = ("cli", "config", "train", "models", "feed", "loop", "evaluate", "prepare")
+TRAINING_CODE = ("cli", "config", "train", "models", "feed", "loop", "evaluate", "layout")
 STAGES = Path(__file__).parent
 
 

@@ -25,3 +25,15 @@ OVERVIEW_PNG = "overview.png"
 def curves_png(exercise: str) -> str:
     """The file name of a studied exercise's learning-curve band figure, inside the study's folder."""
     return f"curves-{exercise}.png"
+
+# prepare@<inputs>: one folder per input variant.
+PREPARED = {"x_train": "x_train.npy", "y_train": "y_train.npy", "x_test": "x_test.npy", "y_test": "y_test.npy"}
+
+# train@<exercise>: the model folder.
+MODEL_FILE = "model.keras"
+MODEL_SETTINGS = "params.json"
+
+
+def run_file(seed: int) -> str:
+    """A study run's file inside its exercise's folder of runs (dvc.yaml's replicate outs spell the same)."""
+    return f"seed-{seed}.json"

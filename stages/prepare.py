@@ -18,8 +18,8 @@ import numpy as np
 from stages.cli import StageError, atomic_path, stage_main
 from stages.config import NUM_CLASSES, InputVariant, load_params
 from stages.datasets import check_arrays
+from stages.layout import PREPARED
 
-PREPARED_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 
 
 def flatten(images: np.ndarray, divide_by_255: bool) -> np.ndarray:
@@ -52,11 +52,11 @@ def prepare(arrays: dict[str, np.ndarray], variant: InputVariant) -> dict[str, n
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.prepare INPUTS RAW.npz OUT_DIR`."""
+    """Command line: `python -m stages.prepare --inputs NAME --raw FILE.npz --out DIR`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("inputs", help="a key of `inputs` in params.yaml")
-    parser.add_argument("raw", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("--inputs", required=True, help="a key of `inputs` in params.yaml")
+    parser.add_argument("--raw", type=Path, required=True, help="the downloaded arrays (download)")
+    parser.add_argument("--out", type=Path, required=True, help="the folder of the prepared arrays")
     args = parser.parse_args(argv)
     params = load_params()
     if args.inputs not in params.inputs:
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     with np.load(args.raw, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     prepared = prepare(arrays, params.inputs[args.inputs])
-    for name in PREPARED_FILES:
+    for key, name in PREPARED.items():
         with atomic_path(args.out / name) as tmp:
-            np.save(tmp, prepared[Path(name).stem])
+            np.save(tmp, prepared[key])
     shapes = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in prepared.items())
     print(f"{args.inputs}: wrote {args.out}: {shapes}", file=sys.stderr)
 

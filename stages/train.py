@@ -23,6 +23,7 @@ import numpy as np
 
 from stages.cli import StageError, load_tensorflow, atomic_path, stage_main, write_text
 from stages.config import Exercise, load_params
+from stages.layout import MODEL_FILE, MODEL_SETTINGS, PREPARED
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -86,8 +87,8 @@ def versions() -> dict[str, str]:
 def load_training_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """The prepared training arrays of `folder`, memory-mapped, checked for shape and dtype."""
     try:
-        x = np.load(folder / "x_train.npy", mmap_mode="r")
-        y = np.load(folder / "y_train.npy", mmap_mode="r")
+        x = np.load(folder / PREPARED["x_train"], mmap_mode="r")
+        y = np.load(folder / PREPARED["y_train"], mmap_mode="r")
     except (OSError, ValueError) as exc:
         raise StageError(f"{folder}: cannot read the prepared arrays ({exc}); run `dvc repro` to rebuild them") from exc
     if x.ndim != 2 or y.shape != (len(x), 10) or x.dtype != np.float32:
@@ -101,13 +102,14 @@ def _json(data: Any) -> str:
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.train EXERCISE PREPARED_DIR MODEL_DIR HISTORY.csv SUMMARY.json`."""
+    """Command line: `python -m stages.train --exercise NAME --prepared DIR --model-dir DIR --history FILE.csv
+    --summary FILE.json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("exercise")
-    parser.add_argument("prepared", type=Path)
-    parser.add_argument("model_dir", type=Path)
-    parser.add_argument("history", type=Path)
-    parser.add_argument("summary", type=Path)
+    parser.add_argument("--exercise", required=True, help="a key of `exercises` in params.yaml")
+    parser.add_argument("--prepared", type=Path, required=True, help="the folder of x_train.npy and y_train.npy")
+    parser.add_argument("--model-dir", type=Path, required=True, help="where model.keras and its settings go")
+    parser.add_argument("--history", type=Path, required=True, help="the learning curves (.csv, a DVC plot)")
+    parser.add_argument("--summary", type=Path, required=True, help="the model summary and timings (.json)")
     args = parser.parse_args(argv)
     params = load_params()  # before TensorFlow is imported: a bad param fails in milliseconds
     if args.exercise not in params.exercises:
@@ -125,10 +127,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from stages.models import portable, summarize
 
-    with atomic_path(args.model_dir / "model.keras") as tmp:
+    with atomic_path(args.model_dir / MODEL_FILE) as tmp:
         portable(model).save(tmp)
     settings = {"exercise": args.exercise, "seed": params.seed, **dataclasses.asdict(spec)}
-    write_text(args.model_dir / "params.json", _json(settings))
+    write_text(args.model_dir / MODEL_SETTINGS, _json(settings))
     write_text(args.history, history_csv(history))
     summary = {
         **summarize(model),

@@ -27,9 +27,9 @@ def validate(path: str | Path) -> Params:
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.validate MARKER`."""
+    """Command line: `python -m stages.validate --marker FILE`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("marker", type=Path)
+    parser.add_argument("--marker", type=Path, required=True, help="written when params.yaml is valid (a DVC output)")
     args = parser.parse_args(argv)
     params = validate("params.yaml")
     if not args.marker.is_file() or args.marker.read_text() != MARKER:

@@ -136,7 +136,7 @@ def test_main_writes_keras_shaped_arrays(server, mnist_npz, tmp_path, params_cop
     project = _project(tmp_path / "p", params_copy, server.serve_file("/mnist.npz", path), sha256(path))
     monkeypatch.chdir(project)
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
-    dl.main(["mnist", "data/raw/mnist.npz"])
+    dl.main(["--dataset", "mnist", "--out", "data/raw/mnist.npz"])
     with np.load(project / "data/raw/mnist.npz") as out:
         assert {k: out[k].shape for k in out.files} == {k: v.shape for k, v in arrays.items()}
 
@@ -162,7 +162,7 @@ def test_main_leaves_nothing_under_data_on_failure(server, mnist_npz, tmp_path, 
     monkeypatch.chdir(project)
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
     with pytest.raises(SystemExit) as info:
-        dl.main(["mnist", "data/raw/mnist.npz"])
+        dl.main(["--dataset", "mnist", "--out", "data/raw/mnist.npz"])
     assert info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
     assert [p for p in (project / "data").rglob("*") if p.is_file()] == []

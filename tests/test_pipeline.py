@@ -375,7 +375,7 @@ def test_validation_runs_before_tensorflow_is_imported(project):
     code = (
         "import sys\n"
         "from stages.train import main\n"
-        "try:\n    main(['ex2', 'x', 'y', 'z', 'w'])\n"
+        "try:\n    main(['--exercise', 'ex2', '--prepared', 'x', '--model-dir', 'y', '--history', 'z', '--summary', 'w'])\n"
         "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n"
     )
     env = {**project.env, "PYTHONPATH": str(project.path)}

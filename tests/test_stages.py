@@ -82,3 +82,46 @@ def test_the_checks_see_an_unused_import():
     tree = ast.parse("import seaborn as sns\nimport pandas as pd\npd.DataFrame()\n")
     used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     assert imported_modules(tree) == {"seaborn", "pandas"} and "sns" not in used and "pd" in used
+
+
+def local_imports(tree: ast.Module) -> set[str]:
+    """The stages.* modules a module imports, anywhere in it (function-level imports included)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "stages":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stages."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("stages.")}
+    return found
+
+
+def test_every_stage_depends_on_the_code_it_runs():
+    """A stage whose code (its module, and every module that imports, transitively) is not among its dvc.yaml
+    deps would not rerun when that code changes."""
+    import yaml
+
+    modules = stage_modules()
+    graph = {name: local_imports(tree) for name, tree in modules.items()}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    missing = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        module = re.search(r"python -m stages\.(\w+)", body["cmd"]).group(1)
+        runs, todo = set(), [module]
+        while todo:
+            current = todo.pop()
+            if current not in runs:
+                runs.add(current)
+                todo.extend(graph[current])
+        listed = {d for d in body["deps"] if d.startswith("stages/") and d.endswith(".py")}
+        if any(d.startswith("${paths.fingerprints}") for d in body["deps"]):
+            # A study run checks the fingerprint's hashes of the training code before it trains.
+            from stages.fingerprint import TRAINING_CODE
+
+            listed |= {f"stages/{m}.py" for m in (*TRAINING_CODE, "fingerprint")}
+        gap = {f"stages/{m}.py" for m in runs} - listed
+        if gap:
+            missing[name] = sorted(gap)
+    assert missing == {}
