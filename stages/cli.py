@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -54,8 +55,36 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
+    except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
+        raise StageError(f"{dest}: cannot write it ({exc.strerror or exc}); {free_space(dest.parent)} free there") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def megabytes(n: float) -> str:
+    """A size for people: 12.3 MB, 1,234.5 MB."""
+    return f"{n / 1e6:,.1f} MB"
+
+
+def free_space(folder: Path) -> str:
+    """The free space of the filesystem that holds `folder` (or would hold it), for messages."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    return megabytes(shutil.disk_usage(existing).free)
+
+
+def require_free_space(folder: Path, need: int, what: str) -> None:
+    """Stop before the work starts when the filesystem of `folder` has less than `need` bytes free."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise StageError(
+            f"{folder}: {what} needs about {megabytes(need)} free, and its filesystem has {megabytes(free)}; "
+            "free some space, or keep data/ on a larger disk"
+        )
 
 
 # Keras imports these, if installed, for its scikit-learn wrappers, image plotting, notebook

@@ -183,6 +183,15 @@ def settings(exercise: Exercise, variant: InputVariant) -> dict[str, Any]:
     }
 
 
+def parameter_count(input_dim: int, layers: Sequence[Layer]) -> int:
+    """The weights and biases of a stack of Dense layers on `input_dim` features."""
+    count, width = 0, input_dim
+    for layer in layers:
+        count += width * layer.units + layer.units
+        width = layer.units
+    return count
+
+
 def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
     """Every pair (a, b, aspect) of exercises, in params order, that differ in exactly one aspect.
 

@@ -26,6 +26,7 @@ ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 # Per-sample shapes and label shapes exactly as keras.datasets returns them.
 IMAGE_SHAPES = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
+TRAIN_ROWS = {"mnist": 60_000, "cifar10": 50_000}  # the real files' training images, before validation_split
 # The class names, in label order (CIFAR-10's as its batches.meta lists them).
 CLASS_NAMES = {
     "mnist": tuple(str(i) for i in range(NUM_CLASSES)),

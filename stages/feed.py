@@ -18,6 +18,8 @@ import numpy as np
 
 # Bytes of x per chunk: few trips through Python per epoch, little memory.
 CHUNK_BYTES = 32 << 20
+# Validation needs no gradients: large batches give the same mean with fewer steps.
+VALIDATION_BATCH = 2048
 # Bytes of rows gathered between two releases of the mapped file pages (the page cache keeps them).
 # Each fault also maps up to 64 KiB of already-cached neighbours (the kernel's fault-around, which
 # MADV_RANDOM does not stop), so scattered rows map about ten times the bytes gathered: with 32 MiB

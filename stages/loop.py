@@ -6,6 +6,11 @@ MNIST. Here Python gathers a chunk of whole batches from the arrays while Tensor
 idle, then one compiled call runs Keras' own `train_step` on each batch of the chunk in
 a graph loop. The arithmetic is `fit`'s: the same steps on the same batches, the same
 loss and metric trackers; epochs, reshuffling, validation and history as `fit` has them.
+
+The loop leans on Keras methods meant for subclasses (`train_step`, `test_step`, `compute_loss`,
+`compute_metrics`, `get_metrics_result`) and on the TensorFlow backend. `fast_path_missing` checks
+them before training; where one is missing, `train_epochs` runs Keras' own `model.fit` on the same
+batches in the same order (`keras_fit`) and says so in one line.
 """
 
 from __future__ import annotations
@@ -13,15 +18,33 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from stages.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
+from stages.feed import VALIDATION_BATCH, chunk_rows, chunks, epoch_order, read_ahead, split_point
+# What the fast loop calls on a compiled Keras model.
+MODEL_METHODS = ("train_step", "test_step", "compute_loss", "compute_metrics", "get_metrics_result", "reset_metrics")
 
-# Validation needs no gradients: large batches give the same mean with fewer steps.
-VALIDATION_BATCH = 2048
+# Called after every epoch with the history so far (and the epoch's seconds): live progress.
+EpochCallback = Optional[Callable[[dict, list], None]]
+
+
+def fast_path_missing(model) -> str | None:
+    """Why the fast loop cannot run with this Keras, in a few words; None when everything it needs is there."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        return f"Keras runs on {backend}, the loop compiles TensorFlow graphs"
+    for name in MODEL_METHODS:
+        if not callable(getattr(model, name, None)):
+            return f"keras.Model.{name} is missing"
+    for name in ("build", "finalize_variable_values"):
+        if not callable(getattr(model.optimizer, name, None)):
+            return f"the optimizer's {name} is missing"
+    return None
 
 
 def _batch_loop(model, step: Callable, batch_size: int, features: int, classes: int) -> Callable:
@@ -66,6 +89,7 @@ def fit(
     validation_split: float,
     seed: int,
     verbose: int = 2,
+    on_epoch: EpochCallback = None,
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Train a compiled model as `model.fit(x, y, batch_size, epochs, validation_split=...)` does.
 
@@ -73,9 +97,7 @@ def fit(
     epoch's wall time. Rows are reshuffled each epoch by `feed.epoch_order(seed)`.
     Training stops early, like `TerminateOnNaN`, when the loss stops being finite.
     """
-    split = split_point(len(x), validation_split)
-    if split == 0:
-        raise ValueError(f"no rows left to train on: {len(x)} rows, validation_split {validation_split}")
+    split = _split(x, validation_split)
     x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
     features, classes = x.shape[1], y.shape[1]
     read_ahead(x, y)
@@ -100,11 +122,71 @@ def fit(
             for x_chunk, y_chunk in chunks(x_val, y_val, np.arange(len(x_val)), val_rows):
                 val_logs = test_batches(x_chunk, y_chunk)
             logs.update({f"val_{name}": value for name, value in _results(val_logs).items()})
-        seconds.append(time.perf_counter() - start)
-        for name, value in logs.items():
-            history.setdefault(name, []).append(value)
-        if verbose:
-            figures = " - ".join(f"{name}: {value:.4f}" for name, value in logs.items())
-            print(f"Epoch {epoch + 1}/{epochs} - {seconds[-1]:.2f}s - {figures}", flush=True)
+        _epoch_done(history, seconds, logs, time.perf_counter() - start, epochs, verbose, on_epoch)
     model.optimizer.finalize_variable_values(model.trainable_weights)
     return history, seconds
+
+
+def _split(x: np.ndarray, validation_split: float) -> int:
+    split = split_point(len(x), validation_split)
+    if split == 0:
+        raise ValueError(f"no rows left to train on: {len(x)} rows, validation_split {validation_split}")
+    return split
+
+
+def _epoch_done(history: dict, seconds: list, logs: dict, took: float, epochs: int, verbose: int, on_epoch: EpochCallback) -> None:
+    """Record an epoch, print its line (with the time left at the mean pace so far), report progress."""
+    seconds.append(took)
+    for name, value in logs.items():
+        history.setdefault(name, []).append(float(value))
+    if verbose:
+        done = len(seconds)
+        left = (epochs - done) * sum(seconds) / done
+        figures = " - ".join(f"{name}: {value:.4f}" for name, value in logs.items())
+        print(f"Epoch {done}/{epochs} - {took:.2f}s - {left:.0f}s left - {figures}", flush=True)
+    if on_epoch:
+        on_epoch(history, seconds)
+
+
+def keras_fit(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    epochs: int,
+    validation_split: float,
+    seed: int,
+    verbose: int = 2,
+    on_epoch: EpochCallback = None,
+) -> tuple[dict[str, list[float]], list[float]]:
+    """What `fit` computes, by Keras' own `model.fit`: one call per epoch, on the rows in the order the
+    fast loop uses (`feed.epoch_order`), the held-out rows last. Slower; needs only public Keras API."""
+    import keras
+
+    split = _split(x, validation_split)
+    history: dict[str, list[float]] = {}
+    seconds: list[float] = []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        order = epoch_order(split, batch_size, seed, epoch)
+        logs = model.fit(
+            np.concatenate([x[:split][order], x[split:]]),
+            np.concatenate([y[:split][order], y[split:]]),
+            batch_size=batch_size, epochs=1, validation_split=validation_split, shuffle=False, verbose=0,
+            callbacks=[keras.callbacks.TerminateOnNaN()],
+        ).history
+        if model.stop_training or not all(math.isfinite(v[-1]) for v in logs.values()):
+            print(f"Epoch {epoch + 1}: invalid loss, terminating training", file=sys.stderr, flush=True)
+            return history, seconds
+        _epoch_done(history, seconds, {k: v[-1] for k, v in logs.items()}, time.perf_counter() - start, epochs, verbose, on_epoch)
+    return history, seconds
+
+
+def train_epochs(model, x, y, batch_size, epochs, validation_split, seed, verbose=2, on_epoch: EpochCallback = None):
+    """Train with the fast loop where this Keras has what it needs, else with `keras_fit`, saying why."""
+    missing = fast_path_missing(model)
+    if missing:
+        print(f"fast training loop unavailable ({missing}): training with Keras' model.fit, "
+              "on the same batches in the same order", file=sys.stderr, flush=True)
+        return keras_fit(model, x, y, batch_size, epochs, validation_split, seed, verbose, on_epoch)
+    return fit(model, x, y, batch_size, epochs, validation_split, seed, verbose, on_epoch)

@@ -42,13 +42,55 @@ class FusedAdam(keras.optimizers.Adam):
         )
 
 
+def fused_adam_missing(model: keras.Model) -> str | None:
+    """Why FusedAdam cannot run in this installation, in a few words; None when all it needs is there.
+
+    FusedAdam reads Adam's private state (`_get_variable_index`, `_momentums`, `_velocities`) and the
+    variables' TensorFlow handles. Builds the optimizer's variables to look at them.
+    """
+    optimizer = model.optimizer
+    if not isinstance(optimizer, FusedAdam):
+        return None
+    if keras.backend.backend() != "tensorflow":
+        return f"Keras runs on {keras.backend.backend()}, not TensorFlow"
+    if not callable(getattr(tf.raw_ops, "ResourceApplyAdam", None)):
+        return "tf.raw_ops.ResourceApplyAdam is missing"
+    if not callable(getattr(optimizer, "_get_variable_index", None)):
+        return "the optimizer's _get_variable_index is missing"
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    for name in ("_momentums", "_velocities"):
+        slots = getattr(optimizer, name, None)
+        if not isinstance(slots, list) or len(slots) != len(model.trainable_variables):
+            return f"Adam's {name} is missing"
+    if not all(hasattr(v, "handle") for v in [*model.trainable_variables, *optimizer._momentums, *optimizer._velocities]):
+        return "the variables' .handle is missing"
+    return None
+
+
+def use_fast_adam(model: keras.Model, spec: Exercise) -> keras.Model:
+    """Keep FusedAdam where this installation has what it needs; else recompile with Keras' Adam, saying why."""
+    missing = fused_adam_missing(model)
+    if missing:
+        print(f"fused Adam unavailable ({missing}): training with Keras' Adam (same arithmetic, slower)",
+              file=sys.stderr, flush=True)
+        return compile_model(model, spec, fused=False)
+    return model
+
+
 def portable(model: keras.Model) -> keras.Model:
     """Let the model save as plain Keras: a FusedAdam becomes the Adam it computes, state and all.
 
-    The .keras file then loads anywhere, without DenseLab, and training can go on from it.
+    The .keras file then loads anywhere, without DenseLab, and training can go on from it. FusedAdam
+    adds no state of its own, so the class swap keeps every variable; where Python refuses it, the
+    model keeps FusedAdam (registered with Keras: loading then needs stages.models imported).
     """
     if type(model.optimizer) is FusedAdam:
-        model.optimizer.__class__ = keras.optimizers.Adam
+        try:
+            model.optimizer.__class__ = keras.optimizers.Adam
+        except TypeError as exc:
+            print(f"saving with DenseLab's FusedAdam ({exc}): import stages.models before loading the model",
+                  file=sys.stderr)
     return model
 
 
@@ -109,14 +151,15 @@ def make_model(input_dim: int, layers: Sequence[Layer], precision: str = "float3
     return model
 
 
-def compile_model(model: keras.Model, spec: Exercise) -> keras.Model:
+def compile_model(model: keras.Model, spec: Exercise, fused: bool = True) -> keras.Model:
     """Compile with the exercise's optimizer, learning rate and loss, and the lab's `metrics=['accuracy']`.
 
     The test accuracy the lab reports is not this training metric but the argmax
     accuracy on the test set, which the evaluate stage computes.
     """
+    optimizer = keras.optimizers.Adam if spec.optimizer == "adam" and not fused else _OPTIMIZERS[spec.optimizer]
     model.compile(
-        optimizer=_OPTIMIZERS[spec.optimizer](learning_rate=spec.learning_rate),
+        optimizer=optimizer(learning_rate=spec.learning_rate),
         loss=_LOSSES[spec.loss](),
         metrics=["accuracy"],
     )

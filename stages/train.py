@@ -17,13 +17,16 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages.cli import StageError, load_tensorflow, atomic_path, stage_main, write_text
-from stages.config import Exercise, load_params
+from stages.cli import StageError, atomic_path, load_tensorflow, require_free_space, stage_main, write_text
+from stages.config import Exercise, load_params, parameter_count
 from stages.layout import MODEL_FILE, MODEL_SETTINGS, PREPARED
+
+if TYPE_CHECKING:
+    from stages.loop import EpochCallback
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -47,15 +50,19 @@ def configure_threads() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, verbose: int = 2):
-    """Fit a fresh model of `spec` on (x, y) the lab's way; return (model, history dict, seconds per epoch)."""
-    from stages.loop import fit
-    from stages.models import compile_model, make_model, resolve_precision
+def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, verbose: int = 2, on_epoch: EpochCallback = None):
+    """Fit a fresh model of `spec` on (x, y) the lab's way; return (model, history dict, seconds per epoch).
+
+    `on_epoch(history, seconds)` is called after every epoch with everything so far.
+    """
+    from stages.loop import train_epochs
+    from stages.models import compile_model, make_model, resolve_precision, use_fast_adam
 
     seed_everything(seed)
     model = compile_model(make_model(x.shape[1], spec.layers, resolve_precision(spec.precision)), spec)
+    model = use_fast_adam(model, spec)
     # verbose=2: one line per epoch, no carriage-return progress bar in DVC's log.
-    history, seconds = fit(model, x, y, spec.batch_size, spec.epochs, spec.validation_split, seed, verbose=verbose)
+    history, seconds = train_epochs(model, x, y, spec.batch_size, spec.epochs, spec.validation_split, seed, verbose, on_epoch)
     return model, history, seconds
 
 
@@ -96,6 +103,11 @@ def load_training_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def model_bytes(parameters: int) -> int:
+    """About what model.keras takes: float32 weights and Adam's two moments, plus the file's own overhead."""
+    return 3 * 4 * parameters + 1_000_000
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
@@ -116,12 +128,15 @@ def main(argv: list[str] | None = None) -> None:
         raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
     spec = params.exercises[args.exercise]
     x, y = load_training_arrays(args.prepared)
+    # The saved model holds the weights and Adam's two moments: check the room for it before training.
+    require_free_space(args.model_dir, model_bytes(parameter_count(x.shape[1], spec.layers)), f"{args.exercise}'s model")
     print(f"{args.exercise}: training on {x.shape[0]} samples of {x.shape[1]} features, {spec.epochs} epochs", file=sys.stderr)
     load_tensorflow()
 
     configure_threads()
     start = time.perf_counter()
-    model, history, seconds = train(x, y, spec, params.seed)
+    # The curves so far, rewritten after every epoch: `dvc plots show` follows a long run as it goes.
+    model, history, seconds = train(x, y, spec, params.seed, on_epoch=lambda h, _: write_text(args.history, history_csv(h)))
     fit_seconds = time.perf_counter() - start
     check_finished(history, spec, args.exercise)
 

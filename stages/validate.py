@@ -1,28 +1,81 @@
 """Stage `validate`: check the whole params.yaml before any other stage may run.
 
-    python -m stages.validate data/params.ok
+    python -m stages.validate --marker data/params.ok
 
 Every other stage depends on the marker this writes. DVC runs this stage first
 whenever params.yaml changes, so a bad value stops `dvc repro` here, in well
 under a second, before any stage has removed or rewritten an output. The marker's
 content never changes, so passing validation does not make anything else stale.
+
+Beyond the values themselves, it checks what they imply before TensorFlow ever runs: that each
+exercise's training fits in this machine's memory, and that its validation split leaves rows to train on.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from stages.cli import stage_main, write_text
-from stages.config import Params, load_params
+from stages.cli import megabytes, stage_main, write_text
+from stages.config import Params, ParamsError, load_params, parameter_count
+from stages.datasets import IMAGE_SHAPES, TRAIN_ROWS
+from stages.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
 
 MARKER = "params.yaml is valid\n"
+MEMINFO = Path("/proc/meminfo")
+# What TensorFlow and Keras hold before any exercise's arrays (measured: about 0.9 GB for ex3's stage).
+RUNTIME_BYTES = 1_000_000_000
 
 
-def validate(path: str | Path) -> Params:
-    """Load and validate params.yaml (raises ParamsError naming the key)."""
-    return load_params(path)
+def training_memory(input_dim: int, spec) -> int:
+    """About the memory training an exercise takes: float32 weights, their gradients and Adam's two moments;
+    the chunk of input rows the loop holds; one batch's activations (pre-activations, outputs and their
+    gradients; validation batches are the larger); the runtime itself."""
+    units = sum(layer.units for layer in spec.layers)
+    batch = max(spec.batch_size, VALIDATION_BATCH)
+    return 16 * parameter_count(input_dim, spec.layers) + CHUNK_BYTES + 12 * batch * units + RUNTIME_BYTES
+
+
+def available_memory() -> int | None:
+    """This machine's available memory in bytes (MemAvailable), or None where the kernel does not say."""
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_resources(params: Params, memory: int | None) -> None:
+    """Refuse an exercise that leaves no rows to train on, or that cannot train in `memory` bytes,
+    naming the key and the figures (ParamsError)."""
+    for name, spec in params.exercises.items():
+        dataset = params.inputs[spec.inputs].dataset
+        rows, input_dim = TRAIN_ROWS[dataset], int(math.prod(IMAGE_SHAPES[dataset]))
+        left = split_point(rows, spec.validation_split)
+        if left < 1:
+            raise ParamsError(
+                f"exercises.{name}.validation_split: {spec.validation_split} holds out all of {dataset}'s "
+                f"{rows:,} training rows ({left} left to train on); use a smaller share, e.g. 0.2"
+            )
+        need = training_memory(input_dim, spec)
+        if memory is not None and need > memory:
+            widths = ", ".join(str(layer.units) for layer in spec.layers)
+            raise ParamsError(
+                f"exercises.{name}.layers: layers of {widths} units on {input_dim:,} inputs need about "
+                f"{megabytes(need)} to train ({parameter_count(input_dim, spec.layers):,} weights, each with a "
+                f"gradient and two Adam moments), and this machine has {megabytes(memory)} available"
+            )
+
+
+def validate(path: str | Path, memory: int | None = None) -> Params:
+    """Load and validate params.yaml, and check each exercise fits this machine (raises ParamsError naming the key)."""
+    params = load_params(path)
+    check_resources(params, memory if memory is not None else available_memory())
+    return params
 
 
 @stage_main

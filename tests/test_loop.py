@@ -1,8 +1,10 @@
-"""The in-graph training loop computes what Keras' own `fit` computes on the same batches."""
+"""The in-graph training loop computes what Keras' own `fit` computes on the same batches, and where the
+Keras it leans on lacks something, training falls back to `fit` itself and finishes."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +17,8 @@ from tests.fixtures import mnist_arrays
 
 keras = pytest.importorskip("keras")
 
-from stages.loop import fit  # noqa: E402
+from stages import loop, models  # noqa: E402
+from stages.loop import fit, keras_fit  # noqa: E402
 from stages.models import compile_model, make_model  # noqa: E402
 from stages.train import seed_everything  # noqa: E402
 
@@ -40,18 +43,10 @@ def test_loop_matches_keras_fit_on_the_same_batches(data, batch_size):
     ours = _model(spec, x.shape[1])
     history, seconds = fit(ours, x, y, batch_size, spec.epochs, spec.validation_split, seed=9, verbose=0)
 
-    # Keras' fit, one epoch per call, fed the rows in the loop's order; the held-out rows stay last.
+    # The fallback path: Keras' fit, one epoch per call, fed the rows in the loop's order (held-out rows last).
     keras_model = _model(spec, x.shape[1])
-    expected: dict[str, list[float]] = {}
-    for epoch in range(spec.epochs):
-        order = epoch_order(split, batch_size, seed=9, epoch=epoch)
-        logs = keras_model.fit(
-            np.concatenate([x[:split][order], x[split:]]),
-            np.concatenate([y[:split][order], y[split:]]),
-            batch_size=batch_size, epochs=1, validation_split=spec.validation_split, shuffle=False, verbose=0,
-        ).history
-        for name, values in logs.items():
-            expected.setdefault(name, []).extend(values)
+    expected, keras_seconds = keras_fit(keras_model, x, y, batch_size, spec.epochs, spec.validation_split, seed=9, verbose=0)
+    assert len(keras_seconds) == spec.epochs
 
     assert len(seconds) == spec.epochs and set(history) == set(expected) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     for name in expected:
@@ -59,6 +54,68 @@ def test_loop_matches_keras_fit_on_the_same_batches(data, batch_size):
     assert int(ours.optimizer.iterations) == int(keras_model.optimizer.iterations) == spec.epochs * -(-split // batch_size)
     for a, b in zip(ours.get_weights(), keras_model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_fit_feeds_the_loops_order():
+    """keras_fit's rows, epoch by epoch, are the loop's: epoch_order over the training rows, held-out rows last."""
+    seen = []
+
+    class Recorder:
+        stop_training = False
+
+        def fit(self, x, y, **kwargs):
+            seen.append((x[:, 0].copy(), kwargs["shuffle"], kwargs["validation_split"]))
+            return type("H", (), {"history": {"loss": [0.5]}})()
+
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    keras_fit(Recorder(), x, np.zeros((10, 10), np.float32), 4, 2, 0.2, seed=3, verbose=0)
+    for epoch, (rows, shuffle, split) in enumerate(seen):
+        assert rows.tolist() == [*(2 * epoch_order(8, 4, 3, epoch)).tolist(), 16, 18] and not shuffle and split == 0.2
+
+
+def test_training_falls_back_to_keras_fit_when_an_internal_is_missing(data, capsys, monkeypatch):
+    from stages.train import train
+
+    x, y = data
+    spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], batch_size=32, epochs=2)
+    model = _model(spec, x.shape[1])
+    assert loop.fast_path_missing(model) is None
+    # A Keras without one of the methods the loop calls (Keras' own fit has its own way to them).
+    monkeypatch.setattr(type(model), "get_metrics_result", None)
+    assert loop.fast_path_missing(model) == "keras.Model.get_metrics_result is missing"
+    monkeypatch.undo()
+    # Another backend: the loop compiles TensorFlow graphs, Keras' fit runs on any backend.
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    model, history, seconds = train(x, y, spec, seed=1, verbose=0)
+    assert "fast training loop unavailable (Keras runs on jax, the loop compiles TensorFlow graphs)" in capsys.readouterr().err
+    assert len(history["val_accuracy"]) == 2 and len(seconds) == 2 and int(model.optimizer.iterations) == 2 * 6
+
+
+def test_training_falls_back_to_keras_adam_when_fused_adam_cannot_work(data, capsys, monkeypatch):
+    from stages.train import train
+
+    x, y = data
+    spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], batch_size=32, epochs=2)
+    fused, _, _ = train(x, y, spec, seed=1, verbose=0)
+    assert type(fused.optimizer) is models.FusedAdam
+    monkeypatch.setattr(models.FusedAdam, "_get_variable_index", None)
+    plain, history, _ = train(x, y, spec, seed=1, verbose=0)
+    assert "fused Adam unavailable (the optimizer's _get_variable_index is missing)" in capsys.readouterr().err
+    assert type(plain.optimizer) is keras.optimizers.Adam and len(history["loss"]) == 2
+    for a, b in zip(fused.get_weights(), plain.get_weights()):  # the same arithmetic
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_each_epoch_reports_its_progress(data, capsys):
+    x, y = data
+    spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], epochs=3)
+    seen = []
+    fit(_model(spec, x.shape[1]), x, y, 64, 3, spec.validation_split, seed=1, verbose=2,
+        on_epoch=lambda history, seconds: seen.append((len(history["loss"]), len(seconds))))
+    assert seen == [(1, 1), (2, 2), (3, 3)]
+    lines = capsys.readouterr().out.splitlines()
+    assert all(re.match(r"Epoch \d/3 - [\d.]+s - \d+s left - loss: ", line) for line in lines), lines
+    assert lines[-1].split(" - ")[2] == "0s left"
 
 
 def test_loop_stops_when_the_loss_is_not_finite(data, capsys):

@@ -84,3 +84,83 @@ def test_bfloat16_model_saves_loads_in_plain_keras_and_predicts_as_evaluated(tin
     assert [layer.dtype_policy.name for layer in loaded.layers] == ["mixed_bfloat16", "float32"]
     np.testing.assert_array_equal(loaded.predict(data["x_test"], verbose=0).argmax(axis=1), y_pred)
     assert metrics["test_accuracy"] > 0.5
+
+
+def _stage_folder(tmp_path, n_train: int = 200) -> list[str]:
+    """A params.yaml and prepared arrays in tmp_path; the train stage's arguments for ex3."""
+    import shutil
+
+    from stages.layout import PREPARED
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    data = prepare(mnist_arrays(n_train=n_train), InputVariant("mnist", divide_by_255=True))
+    (tmp_path / "prepared").mkdir()
+    for key, name in PREPARED.items():
+        np.save(tmp_path / "prepared" / name, data[key])
+    return ["--exercise", "ex3", "--prepared", "prepared", "--model-dir", "models/ex3", "--history", "ex3.csv",
+            "--summary", "ex3.json"]
+
+
+def test_a_nearly_full_disk_stops_training_before_it_starts(tmp_path, monkeypatch, capsys):
+    import shutil as sh
+
+    from stages import cli
+    from stages import train as T
+
+    args = _stage_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.shutil, "disk_usage", lambda path: sh._ntuple_diskusage(10**9, 10**9 - 2_000_000, 2_000_000))
+    monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as exit_:
+        T.main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1
+    # ex3: 623,290 weights, each with two Adam moments, 4 bytes apiece, plus the file's overhead.
+    assert err[0] == ("error: models/ex3: ex3's model needs about 8.5 MB free, and its filesystem has 2.0 MB; "
+                      "free some space, or keep data/ on a larger disk")
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_write_that_fails_is_one_line_naming_the_path(tmp_path):
+    from stages.cli import StageError, write_text
+
+    (tmp_path / "report.json").mkdir()  # a folder where the file should go: the final rename fails
+    with pytest.raises(StageError, match=r"report.json: cannot write it \(Is a directory\); [\d,.]+ MB free there"):
+        write_text(tmp_path / "report.json", "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
+
+
+def test_the_history_grows_on_disk_while_training_runs(tmp_path):
+    """Read the history CSV mid-run: one row per finished epoch, rewritten whole (never a torn file)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    args = _stage_folder(tmp_path, n_train=3000)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["exercises"]["ex3"].update(epochs=40, batch_size=16)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            history = tmp_path / "ex3.csv"
+            if history.is_file():
+                lines = history.read_text().splitlines()
+                assert lines[0] == ",".join(HISTORY_COLUMNS)
+                assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(1, len(lines)))
+                if proc.poll() is None:
+                    seen.add(len(lines) - 1)
+            time.sleep(0.02)
+        out = proc.communicate(timeout=300)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert len([n for n in seen if 0 < n < 40]) >= 3, sorted(seen)  # caught mid-run, more than once
+    assert "s left - loss" in out
