@@ -50,7 +50,9 @@ LABELS = {
 # Reading the runs
 
 
-def read_runs(params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_runs(
+    params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every run of every studied exercise, the lab's run first.
 
     Returns (runs: one row per run with exercise, seed, lab_run, test_accuracy, test_loss;
@@ -63,7 +65,11 @@ def read_runs(params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Pa
     for name in params.study.exercises:
         for seed in params.study.all_seeds(params.seed):
             lab_run = seed == params.seed
-            paths = [metrics_dir / f"{name}.json", history_dir / f"{name}.csv"] if lab_run else [runs_dir / name / run_file(seed)]
+            paths = (
+                [metrics_dir / f"{name}.json", history_dir / f"{name}.csv"]
+                if lab_run
+                else [runs_dir / name / run_file(seed)]
+            )
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
                 raise StageError(f"{name}, seed {seed}: missing {', '.join(missing)}; run `dvc repro` to train it")
@@ -72,8 +78,15 @@ def read_runs(params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Pa
                 history = pd.read_csv(paths[1])
             else:
                 history = pd.DataFrame(metrics["history"]).assign(epoch=lambda d: np.arange(1, len(d) + 1))
-            rows.append({"exercise": name, "seed": seed, "lab_run": lab_run,
-                         "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"]})
+            rows.append(
+                {
+                    "exercise": name,
+                    "seed": seed,
+                    "lab_run": lab_run,
+                    "test_accuracy": metrics["test_accuracy"],
+                    "test_loss": metrics["test_loss"],
+                }
+            )
             curves.append(long_history(history).assign(exercise=name, seed=seed))
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
 
@@ -166,8 +179,15 @@ def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict
         s = statistics["exercises"][name]
         data = runs[runs["exercise"] == name].assign(percent=lambda d: d["test_accuracy"] * 100)
         sns.stripplot(data=data, y="percent", ax=ax, jitter=0.12, size=6, color="C0", alpha=0.75)
-        ax.errorbar([0.32], [s["mean"] * 100], yerr=[[(s["mean"] - s["ci95_low"]) * 100], [(s["ci95_high"] - s["mean"]) * 100]],
-                    fmt="o", color="black", capsize=5, markersize=5)
+        ax.errorbar(
+            [0.32],
+            [s["mean"] * 100],
+            yerr=[[(s["mean"] - s["ci95_low"]) * 100], [(s["ci95_high"] - s["mean"]) * 100]],
+            fmt="o",
+            color="black",
+            capsize=5,
+            markersize=5,
+        )
         if s.get("lab") is not None:
             ax.axhline(s["lab"] * 100, color="C3", linestyle="--", linewidth=1.5)
         ax.set_xlim(-0.5, 0.6)
@@ -213,8 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     write_text(args.out, json.dumps(statistics, indent=2) + "\n")
     write_figures(args.figures, runs, curves, statistics, params.report.language)
     for name, s in statistics["exercises"].items():
-        print(f"{name}: {s['mean']:.2%} ± {s['sd'] or 0:.2%} over {s['n']} runs (min {s['min']:.2%}, max {s['max']:.2%})",
-              file=sys.stderr)
+        print(
+            f"{name}: {s['mean']:.2%} ± {s['sd'] or 0:.2%} over {s['n']} runs (min {s['min']:.2%}, max {s['max']:.2%})",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

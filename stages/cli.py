@@ -8,8 +8,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from stages.config import ParamsError
 
@@ -45,9 +45,9 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + "".join(dest.suffixes), dir=dest.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + "".join(dest.suffixes), dir=dest.parent)
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(name)
     try:
         yield tmp
         # mkstemp makes the file private; give it the permissions a plain open() would.
@@ -56,7 +56,9 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
     except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
-        raise StageError(f"{dest}: cannot write it ({exc.strerror or exc}); {free_space(dest.parent)} free there") from exc
+        raise StageError(
+            f"{dest}: cannot write it ({exc.strerror or exc}); {free_space(dest.parent)} free there"
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

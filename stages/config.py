@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -95,7 +97,16 @@ class Exercise:
 
 
 # What a run of an exercise trains with; the train stage lists exactly these under its params.
-TRAINING_KEYS = ("layers", "optimizer", "learning_rate", "loss", "batch_size", "epochs", "validation_split", "precision")
+TRAINING_KEYS = (
+    "layers",
+    "optimizer",
+    "learning_rate",
+    "loss",
+    "batch_size",
+    "epochs",
+    "validation_split",
+    "precision",
+)
 
 
 @dataclass(frozen=True)
@@ -252,7 +263,7 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
         epochs=s.integer("epochs", minimum=1),
         validation_split=s.number("validation_split", low=0.0, high=1.0, low_open=True, high_open=True),
         precision=s.choice("precision", PRECISIONS),
-        lab_test_accuracy=s.number("lab_test_accuracy", low=0.0, high=1.0, default=None),
+        lab_test_accuracy=s.optional_number("lab_test_accuracy", low=0.0, high=1.0),
     )
     s.done()
     return exercise
@@ -261,7 +272,7 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
 def _layer(s: _Section) -> Layer:
     layer = Layer(
         units=s.integer("units", minimum=1),
-        activation=s.choice("activation", ACTIVATIONS, what="activation (or null for none)", default=None),
+        activation=s.optional_choice("activation", ACTIVATIONS, what="activation (or null for none)"),
     )
     s.done()
     return layer
@@ -397,8 +408,6 @@ class _Section:
         default: Any = _MISSING,
     ) -> float:
         value = self._get(key, default)
-        if value is None and default is None:
-            return None
         allowed = _interval(low, high, low_open, high_open)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             hint = ""
@@ -408,15 +417,20 @@ class _Section:
         value = float(value)
         too_low = low is not None and (value <= low if low_open else value < low)
         too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high or value != value:
+        if too_low or too_high or math.isnan(value):
             raise ParamsError(f"{self.key(key)}: expected a number {allowed}, got {value:g}")
         return value
 
+    def optional_number(self, key: str, low: float | None = None, high: float | None = None) -> float | None:
+        """A number in [low, high], or None where the key is absent or null."""
+        return None if self._get(key, None) is None else self.number(key, low=low, high=high)
+
     def choice(self, key: str, allowed: tuple[str, ...], what: str | None = None, default: Any = _MISSING) -> str:
-        value = self._get(key, default)
-        if value is None and default is None:
-            return None
-        return _choice(value, self.key(key), allowed, what or key.replace("_", " "))
+        return _choice(self._get(key, default), self.key(key), allowed, what or key.replace("_", " "))
+
+    def optional_choice(self, key: str, allowed: tuple[str, ...], what: str | None = None) -> str | None:
+        """One of `allowed`, or None where the key is absent or null."""
+        return None if self._get(key, None) is None else self.choice(key, allowed, what)
 
     def done(self) -> None:
         """Fail on keys nobody asked for: a misspelt key must not be silently ignored."""

@@ -13,8 +13,9 @@ import io
 import pickle
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Mapping
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
@@ -122,7 +123,7 @@ def mnist_from_idx(paths: Mapping[str, Path], sha256: Mapping[str, str] | None) 
 class _CifarUnpickler(pickle.Unpickler):
     """Resolves only the globals a CIFAR-10 batch (a dict of numpy arrays and lists) needs."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
         ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
         ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
         ("numpy", "ndarray"): np.ndarray,
@@ -187,10 +188,11 @@ def read_cifar_tar(path: str | Path) -> Arrays:
             by_name = {PurePosixPath(m.name).as_posix(): m for m in members if m.isfile()}
             parts = {}
             for batch in CIFAR_TRAIN_BATCHES + (CIFAR_TEST_BATCH,):
-                member = by_name.get(f"{CIFAR_FOLDER}/{batch}")
-                if member is None:
+                found = by_name.get(f"{CIFAR_FOLDER}/{batch}")
+                stream = tar.extractfile(found) if found is not None else None
+                if stream is None:
                     raise DataError(f"{Path(path).name}: {CIFAR_FOLDER}/{batch} is missing")
-                parts[batch] = read_cifar_batch(io.BytesIO(tar.extractfile(member).read()), batch)
+                parts[batch] = read_cifar_batch(io.BytesIO(stream.read()), batch)
     except (tarfile.TarError, EOFError, OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{Path(path).name}: corrupt tar archive ({exc})") from exc
     train = [parts[b] for b in CIFAR_TRAIN_BATCHES]

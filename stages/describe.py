@@ -60,8 +60,12 @@ def class_counts(arrays: dict[str, np.ndarray], class_names: tuple[str, ...]) ->
 
     frames = []
     for split in ("train", "test"):
-        counts = pd.Series(arrays[f"y_{split}"].reshape(-1)).value_counts().reindex(range(len(class_names)), fill_value=0)
-        frames.append(pd.DataFrame({"class": counts.index, "name": class_names, "split": split, "images": counts.to_numpy()}))
+        counts = (
+            pd.Series(arrays[f"y_{split}"].reshape(-1)).value_counts().reindex(range(len(class_names)), fill_value=0)
+        )
+        frames.append(
+            pd.DataFrame({"class": counts.index, "name": class_names, "split": split, "images": counts.to_numpy()})
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -85,11 +89,19 @@ def samples_figure(x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...]):
 
     rng = np.random.default_rng(SAMPLE_SEED)
     y = y.reshape(-1)
-    figure, axes = plt.subplots(len(class_names), SAMPLES_PER_CLASS, figsize=(0.7 * SAMPLES_PER_CLASS + 0.8, 0.7 * len(class_names)),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(class_names),
+        SAMPLES_PER_CLASS,
+        figsize=(0.7 * SAMPLES_PER_CLASS + 0.8, 0.7 * len(class_names)),
+        squeeze=False,
+    )
     for c, row in enumerate(axes):
         members = np.flatnonzero(y == c)
-        chosen = np.sort(rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False)) if len(members) else []
+        chosen: Any = (
+            np.sort(rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False))
+            if len(members)
+            else []
+        )
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -108,8 +120,9 @@ def counts_figure(counts: pd.DataFrame, labels: dict[str, str]):
     sns = seaborn()
     import matplotlib.pyplot as plt
 
-    data = counts.assign(split=counts["split"].map({"train": labels["train"], "test": labels["test"]}),
-                         name=counts["name"].map(plain))
+    data = counts.assign(
+        split=counts["split"].map({"train": labels["train"], "test": labels["test"]}), name=counts["name"].map(plain)
+    )
     figure, ax = plt.subplots(figsize=(7, 3))
     sns.barplot(data=data, x="name", y="images", hue="split", ax=ax)
     ax.set_xlabel(labels["class"])
@@ -148,7 +161,11 @@ def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndar
     labels = {key: translate(text) for key, text in LABELS.items()}
     names = tuple(found["class_names"])
     counts = pd.DataFrame(
-        [{"name": names[c], "split": split, "images": n} for split, per_class in found["counts"].items() for c, n in enumerate(per_class)]
+        [
+            {"name": names[c], "split": split, "images": n}
+            for split, per_class in found["counts"].items()
+            for c, n in enumerate(per_class)
+        ]
     )
     with replaced_folder(folder) as staging:
         (staging / SUMMARY).write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -18,8 +18,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
@@ -147,15 +148,14 @@ def _mnist_idx_from_mirror(mirror: str, workdir: Path, **fetch_args) -> dict[str
     return found
 
 
-def download(
-    dataset: str, source: DatasetSource, workdir: Path, mirror: str | None = None, **fetch_args
-) -> Arrays:
+def download(dataset: str, source: DatasetSource, workdir: Path, mirror: str | None = None, **fetch_args) -> Arrays:
     """Fetch `dataset` (from `source.url`, or from `mirror`), verify it and decode its arrays.
 
     Files land in `workdir` (a temporary folder) and are decoded only after their
     sha256 matched; `fetch_args` (timeout, retries, backoff) go to `fetch`.
     """
     filename = Path(urllib.parse.urlparse(source.url).path).name
+    path: Path | None
     if not mirror:
         path = fetch(source.url, workdir / filename, **fetch_args)
     else:
@@ -177,7 +177,8 @@ def download(
 def save_arrays(arrays: Arrays, dest: str | Path) -> None:
     """Save the arrays as an uncompressed npz, atomically."""
     with atomic_path(dest) as tmp:
-        np.savez(tmp, **arrays)
+        named: dict[str, Any] = dict(arrays)
+        np.savez(tmp, **named)
 
 
 @stage_main

@@ -4,12 +4,14 @@ and a figures folder replaced as a whole. Nothing is imported until a figure is 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from stages.i18n import Formatter
 
@@ -43,7 +45,7 @@ def number_axis(axis, fmt: Formatter) -> None:
 
     def label(value: float, _position) -> str:
         ticks = axis.get_majorticklocs()
-        step = min((b - a for a, b in zip(ticks, ticks[1:]) if b > a), default=1.0)
+        step = min((b - a for a, b in itertools.pairwise(ticks) if b > a), default=1.0)
         return fmt.number(value, max(0, math.ceil(-math.log10(step) - 1e-9)))
 
     axis.set_major_formatter(FuncFormatter(label))
@@ -94,8 +96,17 @@ def curves_figure(curves: pd.DataFrame, labels: dict[str, str], fmt: Formatter):
     data = curves.assign(split=curves["split"].map({"train": labels["train"], "validation": labels["validation"]}))
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, metric in zip(axes, ("accuracy", "loss")):
-        sns.lineplot(data=data[data["metric"] == metric], x="epoch", y="value", hue="split", errorbar="sd",
-                     marker="o", markersize=4, markeredgewidth=0, ax=ax)
+        sns.lineplot(
+            data=data[data["metric"] == metric],
+            x="epoch",
+            y="value",
+            hue="split",
+            errorbar="sd",
+            marker="o",
+            markersize=4,
+            markeredgewidth=0,
+            ax=ax,
+        )
         ax.set_title(labels[metric])
         ax.set_xlabel(labels["epoch"])
         ax.set_ylabel("")

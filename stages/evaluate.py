@@ -17,6 +17,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,8 @@ def unit_evidence(model, x: np.ndarray) -> dict[str, np.ndarray]:
             f"high_{i}": (z > SATURATION_Z).mean(axis=0, dtype=np.float64).astype(np.float32),
             f"median_abs_{i}": np.array(np.median(np.abs(z)) if z.size else 0.0, dtype=np.float32),
             f"sample_{i}": rng.choice(z.reshape(-1), size=min(DISTRIBUTION_SAMPLE, z.size), replace=False)
-            if z.size else np.zeros(0, np.float32),
+            if z.size
+            else np.zeros(0, np.float32),
         }
         if i == 0:
             evidence["weights"] = kernel[:, :WEIGHT_MAPS].copy()
@@ -102,9 +104,9 @@ def predictions_csv(y_true: np.ndarray, y_pred: np.ndarray) -> str:
 
 def write_evidence(path: Path, probabilities: np.ndarray, evidence: dict[str, np.ndarray]) -> None:
     """The evidence as one .npz (no pickles: every array is plain numbers or text)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, probabilities=probabilities, **evidence)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        arrays: dict[str, Any] = {"probabilities": probabilities, **evidence}
+        np.savez(f, **arrays)
 
 
 @stage_main

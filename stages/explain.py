@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 from stages.cli import StageError, stage_main, write_text
 from stages.config import load_params
 from stages.datasets import CLASS_NAMES, IMAGE_SHAPES
-from stages.evaluate import load_test_arrays
 from stages.drawing import curves_figure, long_history, number_axis, plain, replaced_folder, save_png, seaborn
+from stages.evaluate import load_test_arrays
 from stages.i18n import Formatter, translator
 from stages.layout import EXERCISE_FIGURES as FIGURES
 
@@ -77,11 +77,19 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[st
         y_true, y_pred, labels=labels, zero_division=np.nan
     )
     table = pd.DataFrame(
-        {"class": labels, "name": class_names, "support": support, "correct": np.diag(matrix),
-         "accuracy": recall, "precision": precision, "recall": recall, "f1": f1}
+        {
+            "class": labels,
+            "name": class_names,
+            "support": support,
+            "correct": np.diag(matrix),
+            "accuracy": recall,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
     )
     return {
-        "samples": int(len(y_true)),
+        "samples": len(y_true),
         "correct": int(np.trace(matrix)),
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 6) if len(y_true) else 0.0,
         "class_names": list(class_names),
@@ -98,8 +106,12 @@ def mistakes(probabilities: np.ndarray, y_true: np.ndarray) -> pd.DataFrame:
     y_pred = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(y_pred != y_true)
     frame = pd.DataFrame(
-        {"index": wrong, "actual": y_true[wrong].astype(int), "predicted": y_pred[wrong],
-         "probability": probabilities[wrong, y_pred[wrong]].astype(float)}
+        {
+            "index": wrong,
+            "actual": y_true[wrong].astype(int),
+            "predicted": y_pred[wrong],
+            "probability": probabilities[wrong, y_pred[wrong]].astype(float),
+        }
     )
     return frame.sort_values(["probability", "index"], ascending=[False, True], kind="stable", ignore_index=True)
 
@@ -128,17 +140,19 @@ def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         activation = str(evidence[f"activation_{i}"])
         positive, low, high = (np.asarray(evidence[f"{k}_{i}"], dtype=np.float64) for k in ("positive", "low", "high"))
         relu, sigmoid = activation == "relu", activation == "sigmoid"
-        found.append({
-            "layer": i + 1,
-            "hidden": i < layers - 1,
-            "units": int(len(positive)),
-            "activation": activation,
-            "median_abs": _clean(float(evidence[f"median_abs_{i}"])),
-            "dead": _clean(float(np.mean(positive == 0))) if relu else None,
-            "active_per_sample": _clean(float(positive.sum())) if relu else None,
-            "stuck": _clean(float(np.mean((low == 1) | (high == 1)))) if sigmoid else None,
-            "saturated": _clean(float(np.mean(low + high >= SATURATED_SHARE))) if sigmoid else None,
-        })
+        found.append(
+            {
+                "layer": i + 1,
+                "hidden": i < layers - 1,
+                "units": len(positive),
+                "activation": activation,
+                "median_abs": _clean(float(evidence[f"median_abs_{i}"])),
+                "dead": _clean(float(np.mean(positive == 0))) if relu else None,
+                "active_per_sample": _clean(float(positive.sum())) if relu else None,
+                "stuck": _clean(float(np.mean((low == 1) | (high == 1)))) if sigmoid else None,
+                "saturated": _clean(float(np.mean(low + high >= SATURATED_SHARE))) if sigmoid else None,
+            }
+        )
     return found
 
 
@@ -197,7 +211,9 @@ def confusion_figure(matrix: list[list[int]], class_names: tuple[str, ...], labe
     names = [plain(n) for n in class_names]
     frame = pd.DataFrame(matrix, index=names, columns=names)
     figure, ax = plt.subplots(figsize=(6.4, 5.2))
-    sns.heatmap(frame, annot=True, fmt="d", cmap="Blues", annot_kws={"fontsize": 8}, cbar_kws={"fraction": 0.046}, ax=ax)
+    sns.heatmap(
+        frame, annot=True, fmt="d", cmap="Blues", annot_kws={"fontsize": 8}, cbar_kws={"fraction": 0.046}, ax=ax
+    )
     ax.set_xlabel(labels["predicted"])
     ax.set_ylabel(labels["actual"])
     ax.tick_params(axis="x", rotation=45 if max(map(len, names)) > 2 else 0)
@@ -278,9 +294,13 @@ def units_figure(evidence: dict[str, np.ndarray], labels: dict[str, str], fmt: F
         ax.axvline(0, color="black", linewidth=0.8)
         if activation == "sigmoid":
             for edge in (-SATURATION_Z, SATURATION_Z):
-                ax.axvline(edge, color="C3", linestyle="--", linewidth=1, label=labels["saturation"] if edge > 0 else None)
+                ax.axvline(
+                    edge, color="C3", linestyle="--", linewidth=1, label=labels["saturation"] if edge > 0 else None
+                )
             ax.legend(loc="upper right", fontsize=7)
-        ax.set_title(labels["layer"] % {"layer": i + 1, "units": len(evidence[f"positive_{i}"]), "activation": activation})
+        ax.set_title(
+            labels["layer"] % {"layer": i + 1, "units": len(evidence[f"positive_{i}"]), "activation": activation}
+        )
         ax.set_xlabel(labels["pre_activation"])
         ax.set_ylabel(labels["share"] if i == 0 else "")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # raw-pixel layers reach ±10⁴: few, readable ticks
@@ -317,9 +337,13 @@ def write_figures(
         if found["mistakes"]:
             save_png(gallery_figure(*shown(found["mistakes"]), columns=10), staging / FIGURES["mistakes"])
         if found["pair"]:
-            save_png(gallery_figure(*shown(found["pair"]["examples"]), columns=PAIR_EXAMPLES), staging / FIGURES["pair"])
+            save_png(
+                gallery_figure(*shown(found["pair"]["examples"]), columns=PAIR_EXAMPLES), staging / FIGURES["pair"]
+            )
         if found["weight_units"]:
-            save_png(weights_figure(evidence["weights"], shape, found["weight_units"], labels), staging / FIGURES["weights"])
+            save_png(
+                weights_figure(evidence["weights"], shape, found["weight_units"], labels), staging / FIGURES["weights"]
+            )
         save_png(units_figure(evidence, labels, fmt), staging / FIGURES["units"])
 
 
@@ -361,18 +385,26 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError) as exc:
         raise StageError(f"{args.history}: cannot read the learning curves ({exc}); run `dvc repro` to train") from exc
     if len(y_test) != len(evidence["probabilities"]):
-        raise StageError(f"{args.evidence}: {len(evidence['probabilities'])} predictions for {len(y_test)} test "
-                         "samples; run `dvc repro` to evaluate again")
+        raise StageError(
+            f"{args.evidence}: {len(evidence['probabilities'])} predictions for {len(y_test)} test "
+            "samples; run `dvc repro` to evaluate again"
+        )
     found = explanation(evidence, y_test, CLASS_NAMES[variant.dataset])
     write_text(args.out, json.dumps(found, indent=1, ensure_ascii=False) + "\n")
     scale = 1.0 if variant.divide_by_255 else 255.0
     write_figures(args.figures, found, evidence, x_test, history, variant.dataset, scale, params.report.language)
     units = "; ".join(
         f"layer {u['layer']} ({u['activation']}): "
-        + ", ".join([f"{k} {u[k]:.1%}" for k in ("dead", "stuck", "saturated") if u[k] is not None] + [f"median |z| {u['median_abs']:.3g}"])
-        for u in found["units"] if u["hidden"]
+        + ", ".join(
+            [f"{k} {u[k]:.1%}" for k in ("dead", "stuck", "saturated") if u[k] is not None]
+            + [f"median |z| {u['median_abs']:.3g}"]
+        )
+        for u in found["units"]
+        if u["hidden"]
     )
-    print(f"{args.exercise}: {len(found['mistakes'])} mistakes shown" + (f"; {units}" if units else ""), file=sys.stderr)
+    print(
+        f"{args.exercise}: {len(found['mistakes'])} mistakes shown" + (f"; {units}" if units else ""), file=sys.stderr
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import mmap
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -32,7 +32,7 @@ KEEP_MAPPED_BELOW = 256 << 20
 
 def split_point(n: int, validation_split: float) -> int:
     """Index of the first validation row, as Keras computes it for `validation_split`."""
-    return int(math.floor(n * (1.0 - validation_split)))
+    return math.floor(n * (1.0 - validation_split))
 
 
 def chunk_rows(batch_size: int, row_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> int:
@@ -75,7 +75,9 @@ class _MappedPages:
     """The file mappings behind memory-mapped arrays, whose pages this process can give back."""
 
     def __init__(self, *arrays: np.ndarray, keep_below: int = KEEP_MAPPED_BELOW):
-        maps = [a._mmap for a in arrays if isinstance(a, np.memmap) and getattr(a, "_mmap", None)]
+        # np.memmap keeps its mmap.mmap in the private `_mmap`; where a NumPy lacks it, nothing is given back
+        # (the arrays still work, the process just keeps more pages mapped).
+        maps = [m for a in arrays if isinstance(a, np.memmap) and (m := getattr(a, "_mmap", None)) is not None]
         self.maps = [m for m in maps if len(m) >= keep_below]
         for m in self.maps:
             # Rows are read in random order: no read-ahead around a fault when pages were evicted.

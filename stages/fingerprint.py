@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     if args.exercise not in params.exercises:
         raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
-    write_text(args.out, json.dumps(fingerprint(args.exercise, params.exercises[args.exercise], args.prepared), indent=1) + "\n")
+    write_text(
+        args.out,
+        json.dumps(fingerprint(args.exercise, params.exercises[args.exercise], args.prepared), indent=1) + "\n",
+    )
     print(f"{args.exercise}: runs train on {args.prepared}", file=sys.stderr)
 
 

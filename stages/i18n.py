@@ -6,8 +6,8 @@ English messages are their own ids; `templates/messages/<language>.yaml` maps th
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -43,7 +43,7 @@ class Formatter:
         return "< " + self._localize("0.001") if value < 0.001 else "= " + self._localize(f"{value:.3f}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_catalog(language: str) -> dict[str, str]:
     """The message catalog of a language (English message -> translation); empty for English."""
     if language == "en":

@@ -26,6 +26,7 @@ def curves_png(exercise: str) -> str:
     """The file name of a studied exercise's learning-curve band figure, inside the study's folder."""
     return f"curves-{exercise}.png"
 
+
 # prepare@<inputs>: one folder per input variant.
 PREPARED = {"x_train": "x_train.npy", "y_train": "y_train.npy", "x_test": "x_test.npy", "y_test": "y_test.npy"}
 

@@ -18,17 +18,18 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from stages.feed import VALIDATION_BATCH, chunk_rows, chunks, epoch_order, read_ahead, split_point
+
 # What the fast loop calls on a compiled Keras model.
 MODEL_METHODS = ("train_step", "test_step", "compute_loss", "compute_metrics", "get_metrics_result", "reset_metrics")
 
 # Called after every epoch with the history so far (and the epoch's seconds): live progress.
-EpochCallback = Optional[Callable[[dict, list], None]]
+EpochCallback = Callable[[dict, list], None] | None
 
 
 def fast_path_missing(model) -> str | None:
@@ -134,7 +135,9 @@ def _split(x: np.ndarray, validation_split: float) -> int:
     return split
 
 
-def _epoch_done(history: dict, seconds: list, logs: dict, took: float, epochs: int, verbose: int, on_epoch: EpochCallback) -> None:
+def _epoch_done(
+    history: dict, seconds: list, logs: dict, took: float, epochs: int, verbose: int, on_epoch: EpochCallback
+) -> None:
     """Record an epoch, print its line (with the time left at the mean pace so far), report progress."""
     seconds.append(took)
     for name, value in logs.items():
@@ -172,13 +175,25 @@ def keras_fit(
         logs = model.fit(
             np.concatenate([x[:split][order], x[split:]]),
             np.concatenate([y[:split][order], y[split:]]),
-            batch_size=batch_size, epochs=1, validation_split=validation_split, shuffle=False, verbose=0,
+            batch_size=batch_size,
+            epochs=1,
+            validation_split=validation_split,
+            shuffle=False,
+            verbose=0,
             callbacks=[keras.callbacks.TerminateOnNaN()],
         ).history
         if model.stop_training or not all(math.isfinite(v[-1]) for v in logs.values()):
             print(f"Epoch {epoch + 1}: invalid loss, terminating training", file=sys.stderr, flush=True)
             return history, seconds
-        _epoch_done(history, seconds, {k: v[-1] for k, v in logs.items()}, time.perf_counter() - start, epochs, verbose, on_epoch)
+        _epoch_done(
+            history,
+            seconds,
+            {k: v[-1] for k, v in logs.items()},
+            time.perf_counter() - start,
+            epochs,
+            verbose,
+            on_epoch,
+        )
     return history, seconds
 
 
@@ -186,7 +201,11 @@ def train_epochs(model, x, y, batch_size, epochs, validation_split, seed, verbos
     """Train with the fast loop where this Keras has what it needs, else with `keras_fit`, saying why."""
     missing = fast_path_missing(model)
     if missing:
-        print(f"fast training loop unavailable ({missing}): training with Keras' model.fit, "
-              "on the same batches in the same order", file=sys.stderr, flush=True)
+        print(
+            f"fast training loop unavailable ({missing}): training with Keras' model.fit, "
+            "on the same batches in the same order",
+            file=sys.stderr,
+            flush=True,
+        )
         return keras_fit(model, x, y, batch_size, epochs, validation_split, seed, verbose, on_epoch)
     return fit(model, x, y, batch_size, epochs, validation_split, seed, verbose, on_epoch)

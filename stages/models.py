@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -63,7 +63,9 @@ def fused_adam_missing(model: keras.Model) -> str | None:
         slots = getattr(optimizer, name, None)
         if not isinstance(slots, list) or len(slots) != len(model.trainable_variables):
             return f"Adam's {name} is missing"
-    if not all(hasattr(v, "handle") for v in [*model.trainable_variables, *optimizer._momentums, *optimizer._velocities]):
+    if not all(
+        hasattr(v, "handle") for v in [*model.trainable_variables, *optimizer._momentums, *optimizer._velocities]
+    ):
         return "the variables' .handle is missing"
     return None
 
@@ -72,8 +74,11 @@ def use_fast_adam(model: keras.Model, spec: Exercise) -> keras.Model:
     """Keep FusedAdam where this installation has what it needs; else recompile with Keras' Adam, saying why."""
     missing = fused_adam_missing(model)
     if missing:
-        print(f"fused Adam unavailable ({missing}): training with Keras' Adam (same arithmetic, slower)",
-              file=sys.stderr, flush=True)
+        print(
+            f"fused Adam unavailable ({missing}): training with Keras' Adam (same arithmetic, slower)",
+            file=sys.stderr,
+            flush=True,
+        )
         return compile_model(model, spec, fused=False)
     return model
 
@@ -89,8 +94,10 @@ def portable(model: keras.Model) -> keras.Model:
         try:
             model.optimizer.__class__ = keras.optimizers.Adam
         except TypeError as exc:
-            print(f"saving with DenseLab's FusedAdam ({exc}): import stages.models before loading the model",
-                  file=sys.stderr)
+            print(
+                f"saving with DenseLab's FusedAdam ({exc}): import stages.models before loading the model",
+                file=sys.stderr,
+            )
     return model
 
 
@@ -137,7 +144,9 @@ def resolve_precision(asked: str) -> str:
     return asked
 
 
-def make_model(input_dim: int, layers: Sequence[Layer], precision: str = "float32", name: str = "denselab") -> keras.Sequential:
+def make_model(
+    input_dim: int, layers: Sequence[Layer], precision: str = "float32", name: str = "denselab"
+) -> keras.Sequential:
     """A Sequential stack of Dense layers on flat inputs of `input_dim` features.
 
     Under mixed_bfloat16 the hidden layers multiply in bfloat16 with float32 weights; the output layer
@@ -191,4 +200,3 @@ def summarize(model: keras.Model) -> dict:
         "non_trainable_params": total - trainable,
         "precision": precision_of(model),
     }
-

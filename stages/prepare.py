@@ -21,7 +21,6 @@ from stages.datasets import check_arrays
 from stages.layout import PREPARED
 
 
-
 def flatten(images: np.ndarray, divide_by_255: bool) -> np.ndarray:
     """(n, ...) uint8 images -> (n, d) float32, divided by 255 if asked."""
     x = images.reshape(len(images), -1).astype(np.float32)

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exercise", required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--fingerprint", type=Path, required=True, help="what stages.fingerprint wrote for the exercise")
+    parser.add_argument(
+        "--fingerprint", type=Path, required=True, help="what stages.fingerprint wrote for the exercise"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     from stages.evaluate import load_test_arrays
@@ -66,7 +68,10 @@ def main(argv: list[str] | None = None) -> None:
         raise StageError(f"{args.fingerprint} is the fingerprint of {print_['exercise']}, not of {args.exercise}")
     x_train, y_train = load_training_arrays(folder)
     x_test, y_test = load_test_arrays(folder)
-    print(f"{args.exercise}, seed {args.seed}: training on {x_train.shape[0]} samples, {spec.epochs} epochs", file=sys.stderr)
+    print(
+        f"{args.exercise}, seed {args.seed}: training on {x_train.shape[0]} samples, {spec.epochs} epochs",
+        file=sys.stderr,
+    )
 
     load_tensorflow()
     from stages.train import configure_threads

@@ -18,18 +18,26 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jinja2
 
+from stages.aggregate import CONFIDENCE, comparison_key
 from stages.cli import StageError, stage_main, write_text
 from stages.config import Exercise, InputVariant, Params, load_params, one_change_pairs, settings
-from stages.aggregate import CONFIDENCE, comparison_key
 from stages.i18n import TEMPLATES, Formatter, translator
-from stages.layout import (DATASET_FIGURES, DATASET_SUMMARY, EXERCISE_FIGURES, EXERCISE_REQUIRED, OVERVIEW_PNG,
-                           RUNS_CSV, curves_png)
+from stages.layout import (
+    DATASET_FIGURES,
+    DATASET_SUMMARY,
+    EXERCISE_FIGURES,
+    EXERCISE_REQUIRED,
+    OVERVIEW_PNG,
+    RUNS_CSV,
+    curves_png,
+)
 
 FOLDERS = ("metrics", "evaluation", "summary", "history")  # what train, evaluate and explain write, a file per exercise
 # A validation curve whose best value moved by less than this over the last epochs has flattened.
@@ -242,16 +250,27 @@ def unit_observations(result: ExerciseResult, fmt: Formatter) -> list[Observatio
     samples = fmt.thousands(result.evaluation["samples"])
     found = []
     for u in hidden:
-        values = {"layer": u["layer"], "units": fmt.thousands(u["units"]), "median": fmt.number(u["median_abs"], 2),
-                  "activation": u["activation"], "samples": samples}
+        values = {
+            "layer": u["layer"],
+            "units": fmt.thousands(u["units"]),
+            "median": fmt.number(u["median_abs"], 2),
+            "activation": u["activation"],
+            "samples": samples,
+        }
         if u["dead"] is not None:
             dead = round(u["dead"] * u["units"])
-            values |= {"dead": fmt.thousands(dead), "share": fmt.percent(u["dead"], 1),
-                       "active": fmt.number(u["active_per_sample"], 1)}
+            values |= {
+                "dead": fmt.thousands(dead),
+                "share": fmt.percent(u["dead"], 1),
+                "active": fmt.number(u["active_per_sample"], 1),
+            }
             found.append(Observation(MESSAGES["relu_units"], values))
         elif u["stuck"] is not None:
-            values |= {"saturated": fmt.percent(u["saturated"], 1), "stuck": fmt.thousands(round(u["stuck"] * u["units"])),
-                       "share": fmt.percent(u["stuck"], 1)}
+            values |= {
+                "saturated": fmt.percent(u["saturated"], 1),
+                "stuck": fmt.thousands(round(u["stuck"] * u["units"])),
+                "share": fmt.percent(u["stuck"], 1),
+            }
             found.append(Observation(MESSAGES["sigmoid_units"], values))
         elif u["activation"] == "linear":
             found.append(Observation(MESSAGES["linear_units"], values))
@@ -277,8 +296,14 @@ def units_comparison(a: ExerciseResult, b: ExerciseResult, fmt: Formatter) -> Ob
         return None
     return Observation(
         MESSAGES["units_comparison"],
-        {"a": a.name, "b": b.name, "idle_a": fmt.percent(first_a[0], 1), "idle_b": fmt.percent(first_b[0], 1),
-         "median_a": fmt.number(first_a[1], 2), "median_b": fmt.number(first_b[1], 2)},
+        {
+            "a": a.name,
+            "b": b.name,
+            "idle_a": fmt.percent(first_a[0], 1),
+            "idle_b": fmt.percent(first_b[0], 1),
+            "median_a": fmt.number(first_a[1], 2),
+            "median_b": fmt.number(first_b[1], 2),
+        },
     )
 
 
@@ -368,7 +393,9 @@ def comparisons(
         found.append(
             Comparison(
                 single,
-                test and study_comparison(a.name, b.name, test, a.study["n"], b.study["n"], fmt),
+                study_comparison(a.name, b.name, test, a.study["n"], b.study["n"], fmt)
+                if test and a.study and b.study
+                else None,
                 units_comparison(a, b, fmt),
             )
         )
@@ -391,7 +418,7 @@ def make_environment(language: str = "en") -> jinja2.Environment:
     )
     translate = translator(language)
     fmt = Formatter(language)
-    env.install_gettext_callables(
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the i18n extension at run time
         gettext=translate,
         ngettext=lambda singular, plural, n: translate(singular if n == 1 else plural),
         newstyle=True,
@@ -426,7 +453,7 @@ def build_report(
             class_observations(result, fmt) + curve_observations(result, fmt) + study_observations(result, fmt)
         )
         result.unit_observations = unit_observations(result, fmt)
-        if result.study:  # a studied exercise shows its curves across seeds (aggregate drew them)
+        if study is not None and result.study:  # a studied exercise shows its curves across seeds (aggregate drew them)
             result.figures["curves"] = study.figures[result.name]
     return render(
         env,
@@ -497,8 +524,11 @@ def load_datasets(params: Params, folder: Path) -> list[DatasetView]:
         summary = folder / name / DATASET_SUMMARY
         if not summary.is_file():
             raise StageError(f"{name}: missing {summary}; run `dvc repro` to describe the dataset")
-        views.append(DatasetView(name, json.loads(summary.read_text(encoding="utf-8")),
-                                 figures_of(folder / name, DATASET_FIGURES)))
+        views.append(
+            DatasetView(
+                name, json.loads(summary.read_text(encoding="utf-8")), figures_of(folder / name, DATASET_FIGURES)
+            )
+        )
     return views
 
 
@@ -526,7 +556,12 @@ def _data_uri(path: Path) -> str:
 
 def load_study(params: Params, statistics_file: Path, figures: Path) -> StudyView:
     """Read the study's statistics, per-run table and figures; every studied exercise must be there."""
-    wanted = [statistics_file, figures / RUNS_CSV, figures / OVERVIEW_PNG, *(figures / curves_png(n) for n in params.study.exercises)]
+    wanted = [
+        statistics_file,
+        figures / RUNS_CSV,
+        figures / OVERVIEW_PNG,
+        *(figures / curves_png(n) for n in params.study.exercises),
+    ]
     missing = [str(p) for p in wanted if not p.is_file()]
     if missing:
         raise StageError(f"seeds study: missing {', '.join(missing)}; run `dvc repro` to aggregate it")
@@ -536,8 +571,13 @@ def load_study(params: Params, statistics_file: Path, figures: Path) -> StudyVie
         raise StageError(f"{statistics_file}: no statistics for {', '.join(absent)}; run `dvc repro` to aggregate them")
     with open(figures / RUNS_CSV, newline="", encoding="utf-8") as f:
         runs = [
-            {**row, "seed": int(row["seed"]), "lab_run": row["lab_run"] == "True",
-             "test_accuracy": float(row["test_accuracy"]), "test_loss": float(row["test_loss"])}
+            {
+                **row,
+                "seed": int(row["seed"]),
+                "lab_run": row["lab_run"] == "True",
+                "test_accuracy": float(row["test_accuracy"]),
+                "test_loss": float(row["test_loss"]),
+            }
             for row in csv.DictReader(f)
         ]
     return StudyView(

@@ -62,7 +62,9 @@ def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, verbose: int 
     model = compile_model(make_model(x.shape[1], spec.layers, resolve_precision(spec.precision)), spec)
     model = use_fast_adam(model, spec)
     # verbose=2: one line per epoch, no carriage-return progress bar in DVC's log.
-    history, seconds = train_epochs(model, x, y, spec.batch_size, spec.epochs, spec.validation_split, seed, verbose, on_epoch)
+    history, seconds = train_epochs(
+        model, x, y, spec.batch_size, spec.epochs, spec.validation_split, seed, verbose, on_epoch
+    )
     return model, history, seconds
 
 
@@ -88,7 +90,12 @@ def versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
 
 
 def load_training_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +106,9 @@ def load_training_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError) as exc:
         raise StageError(f"{folder}: cannot read the prepared arrays ({exc}); run `dvc repro` to rebuild them") from exc
     if x.ndim != 2 or y.shape != (len(x), 10) or x.dtype != np.float32:
-        raise StageError(f"{folder}: expected float32 x (n, d) and one-hot y (n, 10), got {x.shape} {x.dtype}, {y.shape}")
+        raise StageError(
+            f"{folder}: expected float32 x (n, d) and one-hot y (n, 10), got {x.shape} {x.dtype}, {y.shape}"
+        )
     return x, y
 
 
@@ -129,14 +138,21 @@ def main(argv: list[str] | None = None) -> None:
     spec = params.exercises[args.exercise]
     x, y = load_training_arrays(args.prepared)
     # The saved model holds the weights and Adam's two moments: check the room for it before training.
-    require_free_space(args.model_dir, model_bytes(parameter_count(x.shape[1], spec.layers)), f"{args.exercise}'s model")
-    print(f"{args.exercise}: training on {x.shape[0]} samples of {x.shape[1]} features, {spec.epochs} epochs", file=sys.stderr)
+    require_free_space(
+        args.model_dir, model_bytes(parameter_count(x.shape[1], spec.layers)), f"{args.exercise}'s model"
+    )
+    print(
+        f"{args.exercise}: training on {x.shape[0]} samples of {x.shape[1]} features, {spec.epochs} epochs",
+        file=sys.stderr,
+    )
     load_tensorflow()
 
     configure_threads()
     start = time.perf_counter()
     # The curves so far, rewritten after every epoch: `dvc plots show` follows a long run as it goes.
-    model, history, seconds = train(x, y, spec, params.seed, on_epoch=lambda h, _: write_text(args.history, history_csv(h)))
+    model, history, seconds = train(
+        x, y, spec, params.seed, on_epoch=lambda h, _: write_text(args.history, history_csv(h))
+    )
     fit_seconds = time.perf_counter() - start
     check_finished(history, spec, args.exercise)
 
