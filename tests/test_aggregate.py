@@ -122,6 +122,7 @@ def test_a_missing_run_names_its_file(tmp_path, study_params):
         A.read_runs(parse_params(study_params), folders["metrics"], folders["history"], folders["runs"])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("language", ["en", "vi"])
 def test_main_writes_metrics_table_and_figures_without_tensorflow(tmp_path, study_params, language):
     study_params["report"]["language"] = language

@@ -13,6 +13,7 @@ from tests.conftest import ROOT
 pytest.importorskip("keras")
 
 
+@pytest.mark.e2e
 def test_load_tensorflow_skips_keras_optional_imports_but_leaves_them_importable():
     code = (
         "import json, sys; from stages.cli import load_tensorflow; load_tensorflow();"

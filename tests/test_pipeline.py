@@ -23,6 +23,8 @@ import yaml
 from tests.conftest import ROOT
 from tests.fixtures import cifar_arrays, mnist_arrays, set_key, sha256, write_cifar_tar, write_mnist_npz
 
+pytestmark = pytest.mark.e2e  # every test here runs dvc on a copy of the project
+
 PROJECT_FILES = (
     "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots/curves.json",
 )
@@ -50,6 +52,7 @@ class Project:
         self.env = {**os.environ, "DENSELAB_DATA_MIRROR": str(mirror), "GIT_AUTHOR_NAME": "t",
                     "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
         self.env.pop("PYTHONPATH", None)
+        self.first_run: tuple[set[str], str] = (set(), "")  # what the build from nothing ran, and its log
 
     def run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "dvc", *args[1:]] if args[0] == "dvc" else list(args)
@@ -142,12 +145,27 @@ def make_project(tmp: Path, study: dict = STUDY) -> Project:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Project:
-    return make_project(tmp_path_factory.mktemp("e2e"))
+def built(tmp_path_factory) -> Project:
+    """The tiny project, built once from nothing and committed (tag `built`); the log of that first run kept."""
+    project = make_project(tmp_path_factory.mktemp("e2e"))
+    project.first_run = project.repro()
+    project.commit("built")
+    project.run("git", "tag", "built")
+    return project
+
+
+@pytest.fixture
+def project(built) -> Project:
+    """The built project as its tag left it: every test starts from there, whatever ran before it."""
+    built.run("git", "checkout", "-q", "-f", "main")
+    built.run("git", "reset", "-q", "--hard", "built")
+    built.run("git", "clean", "-q", "-f", "-d")
+    built.run("dvc", "checkout", "--force", "--quiet")  # every output back to what dvc.lock says, from the cache
+    return built
 
 
 def test_fresh_repro_runs_every_stage_once(project):
-    ran, log = project.repro()
+    ran, log = project.first_run
     assert ran == ALL_STAGES, log
     assert len(re.findall(r"Running stage", log)) == len(ALL_STAGES)
     for ex in ("baseline", "ex1", "ex2", "ex3", "ex5"):
@@ -166,7 +184,6 @@ def test_fresh_repro_runs_every_stage_once(project):
     assert json.loads(project.read("reports/datasets/mnist/summary.json"))["shapes"]["after"]["x_train"][1] == 784
     # Training logs one line per epoch: no carriage-return progress bars.
     assert "\r" not in log and "Epoch 2/2" in log
-    project.commit("built")
 
 
 def test_second_repro_runs_nothing(project):
@@ -195,7 +212,10 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
 
 
 def test_reverting_an_edit_restores_outputs_from_the_run_cache(project):
-    project.edit(lambda d: d["exercises"]["ex2"].update(epochs=2))
+    project.edit(lambda d: d["exercises"]["ex2"].update(epochs=3))
+    ran, _ = project.repro()
+    assert "train@ex2" in ran
+    project.run("git", "checkout", "params.yaml")
     ran, log = project.repro()
     assert "train@ex2" not in ran and "Epoch" not in log, log
     assert re.search(r"Stage 'train@ex2' is cached - skipping run", log), log
@@ -448,13 +468,16 @@ def test_queued_experiments_run_two_at_a_time(project):
         project.run("dvc", "exp", "run", "--queue", "-n", f"lr-{lr[-1]}", "-S", f"exercises.ex2.learning_rate={lr}")
     project.run("dvc", "queue", "start", "-j", "2")
     deadline = time.monotonic() + 600
+    most_at_once = 0  # the most experiments `dvc queue status` showed running at the same moment
     while time.monotonic() < deadline:
         status = project.run("dvc", "queue", "status").stdout
+        most_at_once = max(most_at_once, len(re.findall(r"\bRunning\b", status)))
         if "Running" not in status and "Queued" not in status:
             break
-        time.sleep(2)
+        time.sleep(0.5)
     else:
         pytest.fail(f"the queue did not finish within 600 s:\n{status}")
+    assert most_at_once == 2, status
     assert "Failed" not in status and status.count("Success") >= 2, status
     shown = project.run("dvc", "exp", "show", "--csv").stdout
     assert "lr-2" in shown and "lr-3" in shown, shown

@@ -48,6 +48,7 @@ def test_a_run_is_the_labs_training_and_evaluation_with_another_seed(tiny):
     assert other["history"]["loss"] != record["history"]["loss"]  # another seed, another run
 
 
+@pytest.mark.e2e
 def test_main_trains_from_the_fingerprint(tiny, tmp_path):
     data, spec, folder = tiny
     print_ = tmp_path / "ex3.json"

@@ -338,6 +338,7 @@ def test_vietnamese_catalog_covers_every_message():
         assert sorted(re.findall(r"%\((\w+)\)s", translation)) == placeholders, message
 
 
+@pytest.mark.e2e
 def test_report_main_never_imports_tensorflow(tmp_path, params_data, study_files):
     folders = write_results(tmp_path / "reports", params_data)
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
@@ -370,6 +371,7 @@ needs_browser = pytest.mark.skipif(
 )
 
 
+@pytest.mark.e2e
 @needs_browser
 def test_page_renders_in_headless_chromium(tmp_path, params_data, study_files):
     from selenium import webdriver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -130,6 +131,7 @@ def test_a_write_that_fails_is_one_line_naming_the_path(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
 
 
+@pytest.mark.e2e
 def test_the_history_grows_on_disk_while_training_runs(tmp_path):
     """Read the history CSV mid-run: one row per finished epoch, rewritten whole (never a torn file)."""
     import os
@@ -164,3 +166,39 @@ def test_the_history_grows_on_disk_while_training_runs(tmp_path):
     assert proc.returncode == 0, out
     assert len([n for n in seen if 0 < n < 40]) >= 3, sorted(seen)  # caught mid-run, more than once
     assert "s left - loss" in out
+
+
+@pytest.mark.e2e
+def test_an_exercise_trains_evaluates_and_saves_on_the_jax_backend(tmp_path):
+    """Keras' other backends take the standard path: model.fit and Keras' Adam, a model any Keras loads."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    import yaml
+
+    args = _stage_folder(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["exercises"]["ex3"].update(epochs=3, batch_size=32)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
+
+    def run(*command: str) -> str:
+        out = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out.stdout + out.stderr
+
+    log = run("-m", "stages.train", *args)
+    assert "fast training loop unavailable (Keras runs on jax" in log and "fused Adam unavailable" in log
+    assert "Epoch 3/3" in log
+    run("-m", "stages.evaluate", "--exercise", "ex3", "--model-dir", "models/ex3", "--prepared", "prepared",
+        "--metrics", "metrics.json", "--predictions", "predictions.csv", "--evidence", "evidence.npz")
+    code = (
+        "import json, keras, numpy as np; m = keras.models.load_model('models/ex3/model.keras');"
+        "x, y = np.load('prepared/x_test.npy'), np.load('prepared/y_test.npy');"
+        "print(json.dumps([keras.backend.backend(), type(m.optimizer).__name__, float((m.predict(x, verbose=0).argmax(1) == y).mean())]))"
+    )
+    backend, optimizer, accuracy = json.loads(run("-c", code).strip().splitlines()[-1])
+    assert (backend, optimizer) == ("jax", "Adam")
+    assert accuracy == json.loads((tmp_path / "metrics.json").read_text())["test_accuracy"] > 0.5
