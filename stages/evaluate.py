@@ -52,6 +52,7 @@ def unit_evidence(model, x: np.ndarray) -> dict[str, np.ndarray]:
     pre-activations z = a·W + b are recomputed from the previous layer's output and the layer's
     weights. For layer i: `activation_i` (its name), `positive_i`, `low_i`, `high_i` (per unit, the
     share of samples with z > 0, z < -SATURATION_Z, z > SATURATION_Z), `median_abs_i` (median |z|),
+    `silent_i` (the share of samples for which no unit of the layer has z > 0),
     `sample_i` (up to DISTRIBUTION_SAMPLE values of z, drawn with a fixed seed), and `weights`: the
     first layer's incoming weights of its first WEIGHT_MAPS units (features × units).
     """
@@ -78,6 +79,7 @@ def unit_evidence(model, x: np.ndarray) -> dict[str, np.ndarray]:
             f"low_{i}": (z < -SATURATION_Z).mean(axis=0, dtype=np.float64).astype(np.float32),
             f"high_{i}": (z > SATURATION_Z).mean(axis=0, dtype=np.float64).astype(np.float32),
             f"median_abs_{i}": np.array(np.median(np.abs(z)) if z.size else 0.0, dtype=np.float32),
+            f"silent_{i}": np.array(np.mean(~(z > 0).any(axis=1)) if len(z) else 0.0, dtype=np.float32),
             f"sample_{i}": rng.choice(z.reshape(-1), size=min(DISTRIBUTION_SAMPLE, z.size), replace=False)
             if z.size
             else np.zeros(0, np.float32),

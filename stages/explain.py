@@ -131,7 +131,8 @@ def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     `dead`: the share of ReLU units never positive on any test sample (they pass nothing on and get no
     gradient). `stuck`: the share of sigmoid units saturated at the same end for every sample (a constant).
     `saturated`: the share of sigmoid units saturated on at least SATURATED_SHARE of the samples (on/off
-    switches). `active_per_sample`: how many ReLU units an average sample switches on. None where the
+    switches). `active_per_sample`: how many ReLU units an average sample switches on; `silent`: the share
+    of samples that switch on none of them (the next layer then sees only its biases). None where the
     activation makes the figure meaningless.
     """
     layers = int(evidence["layers"])
@@ -149,6 +150,7 @@ def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
                 "median_abs": _clean(float(evidence[f"median_abs_{i}"])),
                 "dead": _clean(float(np.mean(positive == 0))) if relu else None,
                 "active_per_sample": _clean(float(positive.sum())) if relu else None,
+                "silent": _clean(float(evidence[f"silent_{i}"])) if relu else None,
                 "stuck": _clean(float(np.mean((low == 1) | (high == 1)))) if sigmoid else None,
                 "saturated": _clean(float(np.mean(low + high >= SATURATED_SHARE))) if sigmoid else None,
             }

@@ -46,6 +46,7 @@ def test_unit_evidence_by_hand():
     e = unit_evidence(model, x)
     assert int(e["layers"]) == 2 and str(e["activation_0"]) == "relu" and str(e["activation_1"]) == "sigmoid"
     np.testing.assert_array_equal(e["positive_0"], [0.5, 0.0])
+    assert float(e["silent_0"]) == 0.5  # the second sample switches on no hidden unit
     # Layer 2 sees the ReLU outputs (1, 0) and (0, 0): z = (10, -6) and (0, -6).
     np.testing.assert_array_equal(e["positive_1"], [0.5, 0.0])
     np.testing.assert_array_equal(e["high_1"], [0.5, 0.0])

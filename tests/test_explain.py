@@ -64,7 +64,7 @@ def test_unit_diagnostics_by_hand():
     evidence = {
         "layers": np.array(3),
         "activation_0": np.array("relu"), "positive_0": np.array([0.0, 0.5, 0.0, 0.25]),
-        "low_0": np.zeros(4), "high_0": np.zeros(4), "median_abs_0": np.array(1500.0),
+        "low_0": np.zeros(4), "high_0": np.zeros(4), "median_abs_0": np.array(1500.0), "silent_0": np.array(0.3),
         "activation_1": np.array("sigmoid"), "positive_1": np.array([0.0, 1.0, 0.5]),
         "low_1": np.array([1.0, 0.0, 0.5]), "high_1": np.array([0.0, 1.0, 0.46]), "median_abs_1": np.array(9.0),
         "activation_2": np.array("linear"), "positive_2": np.array([0.5] * 10),
@@ -72,6 +72,7 @@ def test_unit_diagnostics_by_hand():
     }
     relu, sigmoid, linear = X.unit_diagnostics(evidence)
     assert (relu["hidden"], relu["units"], relu["dead"], relu["active_per_sample"], relu["stuck"]) == (True, 4, 0.5, 0.75, None)
+    assert relu["silent"] == 0.3 and sigmoid["silent"] is None
     # Stuck: saturated at the same end on every sample (units 0 and 1); saturated: on >= 95% (unit 2 too).
     assert (sigmoid["stuck"], sigmoid["saturated"], sigmoid["dead"]) == (round(2 / 3, 6), 1.0, None)
     assert (linear["hidden"], linear["dead"], linear["stuck"], linear["saturated"]) == (False, None, None, None)

@@ -61,6 +61,7 @@ def evidence_for(layers: list[dict], y_pred: np.ndarray, dead: float = 0.25) -> 
             f"low_{i}": np.where(off, 1.0, 0.5).astype(np.float32),
             f"high_{i}": np.where(off, 0.0, 0.48).astype(np.float32),
             f"median_abs_{i}": np.array(12.5, np.float32),
+            f"silent_{i}": np.array(0.125, np.float32),
             f"sample_{i}": np.linspace(-3, 3, 50, dtype=np.float32),
         }
     return evidence
@@ -451,14 +452,14 @@ def test_unit_observations_explain_each_hidden_layer(page):
     ex2 = [li.get_text(" ", strip=True) for li in page.select("section#ex-ex2 .unit-observations li")]
     # 1,000 test samples; a quarter of the 784 ReLU units never positive, the others on 40% of the samples.
     assert ex2 == ["Layer 1: 196 of its 784 ReLU units (25.0%) never switch on for any of the 1,000 test images: they are "
-                   "dead, pass nothing on and no longer learn. An average image switches on 235.2 units; the median "
-                   "|pre-activation| is 12.50."]
+                   "dead, pass nothing on and no longer learn. An average image switches on 235.2 units, and 12.5% of the "
+                   "images switch on none at all; the median |pre-activation| is 12.50."]
     ex1 = page.select_one("section#ex-ex1 .unit-observations li").get_text(" ", strip=True)
     assert ex1.startswith("Layer 1: 100.0% of its 784 sigmoid units are saturated") and "196 (25.0%) give the same output" in ex1
     baseline = page.select_one("section#ex-baseline .unit-observations li").get_text(" ", strip=True)
     assert baseline.startswith("Layer 1 has no activation")
     cells = [td.get_text(strip=True) for td in page.select("section#ex-ex2 table.unit-diagnostics tbody tr")[0].select("td")]
-    assert cells == ["1", "784", "relu", "25.0%", "235.2", "–", "–", "12.50"]
+    assert cells == ["1", "784", "relu", "25.0%", "235.2", "12.5%", "–", "–", "12.50"]
     units = [u.get_text(" ", strip=True) for u in page.select("#comparisons .units-verdict")]
     assert units[0].startswith("In the first hidden layer, the units that carry no information (dead ReLU units, or sigmoid "
                                "units stuck at one output) are 25.0% of ex1's and 25.0% of ex2's")
