@@ -121,3 +121,19 @@ def test_gathered_pages_are_given_back_chunk_by_chunk(tmp_path):
     for xc, _ in chunks(x, y, order, rows=1024):  # a file this small stays mapped
         pass
     assert _mapped_kib(path) > 8 * 1024
+
+
+def test_a_numpy_without_the_private_mmap_still_feeds_every_row(tmp_path, monkeypatch):
+    """np.memmap's `_mmap` is private: where it is missing, pages are simply not given back."""
+    from stages import feed
+
+    path = tmp_path / "x.npy"
+    x_full = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)
+    np.save(path, x_full)
+    x = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(x, "_mmap", None, raising=False)
+    assert feed._MappedPages(x, keep_below=0).maps == []
+    y = np.eye(10, dtype=np.float32)[np.arange(64) % 10]
+    order = epoch_order(64, 8, seed=0, epoch=0)
+    got = np.concatenate([xc for xc, _ in chunks(x, y, order, rows=16, keep_mapped_below=0)])
+    np.testing.assert_array_equal(got, x_full[order])
