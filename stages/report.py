@@ -75,6 +75,9 @@ MESSAGES = {
     "relu_units": "Layer %(layer)s: %(dead)s of its %(units)s ReLU units (%(share)s) never switch on for any of the "
     "%(samples)s test images: they are dead, pass nothing on and no longer learn. An average image switches on "
     "%(active)s units, and %(silent)s of the images switch on none at all; the median |pre-activation| is %(median)s.",
+    "relu_units_all_on": "Layer %(layer)s: %(dead)s of its %(units)s ReLU units (%(share)s) never switch on for any of "
+    "the %(samples)s test images: they are dead, pass nothing on and no longer learn. An average image switches on "
+    "%(active)s units, and every image switches on at least one; the median |pre-activation| is %(median)s.",
     "sigmoid_units": "Layer %(layer)s: %(saturated)s of its %(units)s sigmoid units are saturated (output below 0.01 "
     "or above 0.99) on at least 95%% of the test images, so they act as on/off switches with almost no gradient; "
     "%(stuck)s (%(share)s) give the same output for every image and carry no information. The median "
@@ -265,7 +268,7 @@ def unit_observations(result: ExerciseResult, fmt: Formatter) -> list[Observatio
                 "active": fmt.number(u["active_per_sample"], 1),
                 "silent": fmt.percent(u["silent"], 1),
             }
-            found.append(Observation(MESSAGES["relu_units"], values))
+            found.append(Observation(MESSAGES["relu_units" if u["silent"] else "relu_units_all_on"], values))
         elif u["stuck"] is not None:
             values |= {
                 "saturated": fmt.percent(u["saturated"], 1),

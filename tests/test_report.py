@@ -456,6 +456,13 @@ def test_unit_observations_explain_each_hidden_layer(page):
                    "images switch on none at all; the median |pre-activation| is 12.50."]
     ex1 = page.select_one("section#ex-ex1 .unit-observations li").get_text(" ", strip=True)
     assert ex1.startswith("Layer 1: 100.0% of its 784 sigmoid units are saturated") and "196 (25.0%) give the same output" in ex1
+    from types import SimpleNamespace
+
+    every_image = {"hidden": True, "layer": 1, "units": 784, "median_abs": 7.2, "activation": "relu", "dead": 0.5,
+                   "active_per_sample": 21.6, "silent": 0.0}
+    result = SimpleNamespace(evaluation={"samples": 10_000, "units": [every_image]})
+    text = R.unit_observations(result, R.Formatter("en"))[0]
+    assert "An average image switches on 21.6 units, and every image switches on at least one;" in text.message % text.values
     baseline = page.select_one("section#ex-baseline .unit-observations li").get_text(" ", strip=True)
     assert baseline.startswith("Layer 1 has no activation")
     cells = [td.get_text(strip=True) for td in page.select("section#ex-ex2 table.unit-diagnostics tbody tr")[0].select("td")]
