@@ -126,3 +126,25 @@ def test_mixed_bfloat16_model_multiplies_in_bfloat16_and_answers_in_float32():
     assert all(w.dtype == "float32" for w in model.weights)  # float32 master weights
     assert summarize(model)["precision"] == "mixed_bfloat16"
     assert model(np.zeros((2, 3072), dtype="float32")).dtype == "float32"
+
+
+def test_a_model_whose_optimizer_cannot_change_class_saves_with_fused_adam(tmp_path, monkeypatch, capsys):
+    """portable()'s class swap is a Python-level trick: where it is refused, the model keeps FusedAdam (registered
+    with Keras, so it still saves and loads with stages.models imported)."""
+    import numpy as np
+
+    from stages import models
+
+    class OtherLayout:  # a class the optimizer's layout cannot become: the assignment raises TypeError
+        __slots__ = ("x",)
+
+    spec = load_params(ROOT / "params.yaml").exercises["ex3"]
+    model = compile_model(make_model(4, spec.layers[-1:]), spec)
+    model.fit(np.zeros((8, 4), "float32"), np.zeros((8, 10), "float32"), verbose=0)
+    monkeypatch.setattr(models.keras.optimizers, "Adam", OtherLayout)
+    models.portable(model)
+    monkeypatch.undo()
+    assert type(model.optimizer) is models.FusedAdam
+    assert "saving with DenseLab's FusedAdam" in capsys.readouterr().err
+    model.save(tmp_path / "m.keras")
+    assert type(keras.models.load_model(tmp_path / "m.keras").optimizer) is models.FusedAdam
