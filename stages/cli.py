@@ -69,20 +69,22 @@ def megabytes(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def free_space(folder: Path) -> str:
-    """The free space of the filesystem that holds `folder` (or would hold it), for messages."""
+def free_bytes(folder: Path) -> int:
+    """The free bytes of the filesystem that holds `folder`, or would hold it once created."""
     existing = Path(folder).absolute()
     while not existing.exists():
         existing = existing.parent
-    return megabytes(shutil.disk_usage(existing).free)
+    return shutil.disk_usage(existing).free
+
+
+def free_space(folder: Path) -> str:
+    """The free space of the filesystem that holds `folder` (or would hold it), for messages."""
+    return megabytes(free_bytes(folder))
 
 
 def require_free_space(folder: Path, need: int, what: str) -> None:
     """Stop before the work starts when the filesystem of `folder` has less than `need` bytes free."""
-    existing = Path(folder).absolute()
-    while not existing.exists():
-        existing = existing.parent
-    free = shutil.disk_usage(existing).free
+    free = free_bytes(folder)
     if free < need:
         raise StageError(
             f"{folder}: {what} needs about {megabytes(need)} free, and its filesystem has {megabytes(free)}; "

@@ -20,9 +20,9 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import DataError, StageError, stage_main
+from stages.cli import StageError, stage_main
 from stages.config import InputVariant, load_params
-from stages.datasets import CLASS_NAMES, check_arrays
+from stages.datasets import CLASS_NAMES, check_arrays, read_npz
 from stages.drawing import number_axis, plain, replaced_folder, save_png, seaborn
 from stages.i18n import Formatter, translator
 from stages.layout import DATASET_FIGURES as FIGURES
@@ -185,11 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     if args.dataset not in params.datasets:
         raise StageError(f"no dataset {args.dataset!r} in params.yaml datasets")
-    try:
-        with np.load(args.raw, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{args.raw}: cannot read the downloaded arrays ({exc}); run `dvc repro` to download") from exc
+    arrays = read_npz(args.raw, args.dataset)  # checked: names, dtypes, shapes, labels
     found = describe(args.dataset, arrays)
     write_figures(args.out, found, arrays, params.report.language)
     before, after = found["shapes"]["before"]["x_train"], found["shapes"]["after"]["x_train"]

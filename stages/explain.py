@@ -125,6 +125,18 @@ def top_confusion(matrix: list[list[int]]) -> tuple[int, int, int] | None:
     return actual, predicted, count
 
 
+def idle_units(evidence: dict[str, np.ndarray], layer: int) -> np.ndarray:
+    """Per unit of a layer, whether it never changes its output on the test set: a ReLU unit never positive
+    (dead), a sigmoid unit saturated at the same end for every sample (stuck). False for other activations."""
+    activation = str(evidence[f"activation_{layer}"])
+    positive, low, high = (np.asarray(evidence[f"{k}_{layer}"]) for k in ("positive", "low", "high"))
+    if activation == "relu":
+        return positive == 0
+    if activation == "sigmoid":
+        return (low == 1) | (high == 1)
+    return np.zeros(len(positive), dtype=bool)
+
+
 def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Per layer, what its units do on the test set (see evaluate.unit_evidence for the raw figures).
 
@@ -148,10 +160,10 @@ def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
                 "units": len(positive),
                 "activation": activation,
                 "median_abs": _clean(float(evidence[f"median_abs_{i}"])),
-                "dead": _clean(float(np.mean(positive == 0))) if relu else None,
+                "dead": _clean(float(np.mean(idle_units(evidence, i)))) if relu else None,
                 "active_per_sample": _clean(float(positive.sum())) if relu else None,
                 "silent": _clean(float(evidence[f"silent_{i}"])) if relu else None,
-                "stuck": _clean(float(np.mean((low == 1) | (high == 1)))) if sigmoid else None,
+                "stuck": _clean(float(np.mean(idle_units(evidence, i)))) if sigmoid else None,
                 "saturated": _clean(float(np.mean(low + high >= SATURATED_SHARE))) if sigmoid else None,
             }
         )
@@ -162,17 +174,9 @@ def unit_states(evidence: dict[str, np.ndarray]) -> list[str]:
     """For each weight map's unit: "dead" (ReLU never positive), "stuck" (sigmoid constant) or ""."""
     if int(evidence["layers"]) < 2:
         return []
-    activation = str(evidence["activation_0"])
-    positive, low, high = evidence["positive_0"], evidence["low_0"], evidence["high_0"]
-    states = []
-    for unit in range(evidence["weights"].shape[1]):
-        if activation == "relu" and positive[unit] == 0:
-            states.append("dead")
-        elif activation == "sigmoid" and (low[unit] == 1 or high[unit] == 1):
-            states.append("stuck")
-        else:
-            states.append("")
-    return states
+    label = {"relu": "dead", "sigmoid": "stuck"}.get(str(evidence["activation_0"]), "")
+    idle = idle_units(evidence, 0)[: evidence["weights"].shape[1]]
+    return [label if unit_idle else "" for unit_idle in idle]
 
 
 def explanation(evidence: dict[str, np.ndarray], y_true: np.ndarray, class_names: tuple[str, ...]) -> dict[str, Any]:
