@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import StageError, stage_main, write_text
+from stages.cli import StageError, replaced_folder, stage_main, write_text
 from stages.config import Params, load_params, one_change_pairs
-from stages.drawing import curves_figure, long_history, number_axis, replaced_folder, save_png, seaborn
+from stages.drawing import curves_figure, long_history, number_axis, save_png, seaborn
 from stages.i18n import Formatter, translator
 from stages.layout import OVERVIEW_PNG, RUNS_CSV, curves_png, run_file
 

@@ -134,6 +134,22 @@ def load_tensorflow() -> None:
             del sys.modules[name]
 
 
+@contextlib.contextmanager
+def replaced_folder(folder: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside `folder`; on success it replaces `folder` as a whole, so no stale
+    figure survives and a failure leaves the old folder untouched."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_text(dest: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(dest) as tmp:

@@ -1,10 +1,11 @@
-"""Stage `describe@<dataset>`: what the data look like, before the network sees them.
+"""Stage `describe`: what the data look like, before the network sees them.
 
-    python -m stages.describe --dataset mnist --raw data/raw/mnist.npz --out reports/datasets/mnist
+    python -m stages.describe --raw data/raw --out reports/datasets
 
 The lab prints the arrays' shapes before and after flattening (its Hình 1/2, 6/7 and 10/11); this
 stage writes them to `summary.json` with the class counts, and draws sample images of every class,
-the class counts and the pixel values raw against divided by 255 (`layout.DATASET_FIGURES`). No TensorFlow.
+the class counts and the pixel values raw against divided by 255 (`layout.DATASET_FIGURES`), in one
+folder per dataset of params.yaml. No TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import StageError, stage_main
+from stages.cli import replaced_folder, stage_main
 from stages.config import InputVariant, load_params
 from stages.datasets import CLASS_NAMES, check_arrays, read_npz
-from stages.drawing import number_axis, plain, replaced_folder, save_png, seaborn
+from stages.drawing import number_axis, plain, save_png, seaborn
 from stages.i18n import Formatter, translator
 from stages.layout import DATASET_FIGURES as FIGURES
 from stages.layout import DATASET_SUMMARY as SUMMARY
+from stages.layout import raw_file
 from stages.prepare import prepare
 
 SAMPLES_PER_CLASS = 8
@@ -154,7 +156,7 @@ def pixels_figure(x: np.ndarray, labels: dict[str, str], fmt: Formatter):
 
 
 def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndarray], language: str) -> None:
-    """summary.json and every figure of one dataset into `folder`, replaced as a whole."""
+    """summary.json and every figure of one dataset into `folder` (made if missing)."""
     import pandas as pd
 
     translate, fmt = translator(language), Formatter(language)
@@ -167,29 +169,31 @@ def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndar
             for c, n in enumerate(per_class)
         ]
     )
-    with replaced_folder(folder) as staging:
-        (staging / SUMMARY).write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        save_png(samples_figure(arrays["x_train"], arrays["y_train"], names), staging / FIGURES["samples"])
-        save_png(counts_figure(counts, labels), staging / FIGURES["counts"])
-        save_png(pixels_figure(arrays["x_test"], labels, fmt), staging / FIGURES["pixels"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SUMMARY).write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    save_png(samples_figure(arrays["x_train"], arrays["y_train"], names), folder / FIGURES["samples"])
+    save_png(counts_figure(counts, labels), folder / FIGURES["counts"])
+    save_png(pixels_figure(arrays["x_test"], labels, fmt), folder / FIGURES["pixels"])
 
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.describe --dataset NAME --raw FILE.npz --out DIR`."""
+    """Command line: `python -m stages.describe --raw DIR --out DIR`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")
-    parser.add_argument("--raw", type=Path, required=True, help="the downloaded arrays (download)")
-    parser.add_argument("--out", type=Path, required=True, help="the folder of the dataset's summary and figures")
+    parser.add_argument("--raw", type=Path, required=True, help="the folder of the downloaded arrays (download)")
+    parser.add_argument("--out", type=Path, required=True, help="the folder of every dataset's summary and figures")
     args = parser.parse_args(argv)
     params = load_params()
-    if args.dataset not in params.datasets:
-        raise StageError(f"no dataset {args.dataset!r} in params.yaml datasets")
-    arrays = read_npz(args.raw, args.dataset)  # checked: names, dtypes, shapes, labels
-    found = describe(args.dataset, arrays)
-    write_figures(args.out, found, arrays, params.report.language)
-    before, after = found["shapes"]["before"]["x_train"], found["shapes"]["after"]["x_train"]
-    print(f"{args.dataset}: x_train {tuple(before)} -> {tuple(after)}; wrote {args.out}", file=sys.stderr)
+    # Every download is read and checked (names, dtypes, shapes, labels) before anything is drawn, and the
+    # folder is replaced as a whole at the end: a failure leaves the previous figures, not half of them.
+    raw = {dataset: read_npz(args.raw / raw_file(dataset), dataset) for dataset in params.datasets}
+    with replaced_folder(args.out) as staging:
+        for dataset, arrays in raw.items():
+            found = describe(dataset, arrays)
+            write_figures(staging / dataset, found, arrays, params.report.language)
+            before, after = found["shapes"]["before"]["x_train"], found["shapes"]["after"]["x_train"]
+            print(f"{dataset}: x_train {tuple(before)} -> {tuple(after)}", file=sys.stderr)
+    print(f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

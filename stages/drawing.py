@@ -1,15 +1,10 @@
 """What every stage that draws shares: seaborn on a display-less backend, localized tick labels, PNG files,
-and a figures folder replaced as a whole. Nothing is imported until a figure is drawn."""
+Nothing is imported until a figure is drawn."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,22 +52,6 @@ def save_png(figure, path: Path) -> None:
 
     figure.savefig(path, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
-
-
-@contextlib.contextmanager
-def replaced_folder(folder: Path) -> Iterator[Path]:
-    """Yield an empty staging folder beside `folder`; on success it replaces `folder` as a whole, so no stale
-    figure survives and a failure leaves the old folder untouched."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        yield staging
-        os.chmod(staging, 0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def long_history(history: pd.DataFrame) -> pd.DataFrame:

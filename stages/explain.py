@@ -23,10 +23,10 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import StageError, stage_main, write_text
+from stages.cli import StageError, replaced_folder, stage_main, write_text
 from stages.config import load_params
 from stages.datasets import CLASS_NAMES, IMAGE_SHAPES
-from stages.drawing import curves_figure, long_history, number_axis, plain, replaced_folder, save_png, seaborn
+from stages.drawing import curves_figure, long_history, number_axis, plain, save_png, seaborn
 from stages.evaluate import load_test_arrays
 from stages.i18n import Formatter, translator
 from stages.layout import EXERCISE_FIGURES as FIGURES

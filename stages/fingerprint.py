@@ -1,15 +1,16 @@
-"""Stage `fingerprint@<exercise>`: everything that defines an exercise's runs except the seed.
+"""Stage `fingerprint`: everything that defines each studied exercise's runs except the seed.
 
-    python -m stages.fingerprint --exercise ex3 --prepared data/prepared/mnist_scaled --out data/fingerprints/ex3.json
+    python -m stages.fingerprint --prepared data/prepared --out data/fingerprints
 
 The seeds study's runs are DVC `matrix` stages over (exercise, seed), and DVC's matrix cannot
-look up an exercise's `inputs` to name its arrays as dependencies (DVC issue #10094). This
-per-exercise `foreach` stage can. It writes one small file holding the exercise's training
-settings, the sha256 of its prepared arrays and of the training code; the `replicate` runs
-depend on that file alone and train from what it names, checking the hashes. The file changes
-exactly when a run's result could, so adding a seed trains only its runs and editing an
-exercise retrains only that exercise's runs. (Listing the settings and code once here rather
-than in every run also keeps a no-op `dvc repro` fast: DVC checks each dependency of each stage.)
+look up an exercise's `inputs` to name its arrays as dependencies (DVC issue #10094). This stage
+can: for every exercise of the study it writes one small file (`layout.fingerprint_file`) holding
+the exercise's training settings, the sha256 of its prepared arrays and of the training code. Each
+`replicate` run depends on its exercise's file alone and trains from what it names, checking the
+hashes. A file changes exactly when its runs' results could, so adding a seed trains only its
+runs and editing an exercise retrains only that exercise's runs: the other files come out
+byte-identical and DVC keeps their runs. One stage for the whole study, not one per exercise,
+keeps a no-op `dvc repro` fast (DVC checks every dependency of every stage, each time).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stages.cli import StageError, stage_main, write_text
+from stages.cli import StageError, replaced_folder, stage_main
 from stages.config import Exercise, load_params
-from stages.layout import PREPARED
+from stages.layout import PREPARED, fingerprint_file
 
 ARRAYS = tuple(PREPARED.values())
 # The modules a run executes (train's, plus evaluation); dvc.yaml lists them as this stage's deps.
@@ -53,16 +55,41 @@ def code_hashes() -> dict[str, str]:
     return {f"stages/{name}.py": sha256_of(STAGES / f"{name}.py") for name in TRAINING_CODE}
 
 
-def fingerprint(exercise: str, spec: Exercise, folder: Path) -> dict[str, Any]:
-    """What defines a run of `exercise` besides its seed: settings, arrays (folder and hashes), code."""
+def fingerprint(
+    exercise: str,
+    spec: Exercise,
+    folder: Path,
+    arrays: dict[str, str] | None = None,
+    code: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What defines a run of `exercise` besides its seed: settings, arrays (folder and hashes), code.
+
+    `arrays` and `code`, when given, are the hashes already computed for `folder` and the code."""
     return {
         "exercise": exercise,
         "inputs": spec.inputs,
         "settings": spec.training_settings(),
         "folder": folder.as_posix(),
-        "arrays": array_hashes(folder),
-        "code": code_hashes(),
+        "arrays": array_hashes(folder) if arrays is None else arrays,
+        "code": code_hashes() if code is None else code,
     }
+
+
+def fingerprints(
+    exercises: Mapping[str, Exercise], studied: tuple[str, ...], prepared: Path
+) -> dict[str, dict[str, Any]]:
+    """The fingerprint of each studied exercise; `prepared` holds one folder per input variant, and
+    each folder's arrays are hashed once however many exercises train on it."""
+    code = code_hashes()
+    arrays: dict[str, dict[str, str]] = {}
+    found = {}
+    for name in studied:
+        spec = exercises[name]
+        folder = prepared / spec.inputs
+        if spec.inputs not in arrays:
+            arrays[spec.inputs] = array_hashes(folder)
+        found[name] = fingerprint(name, spec, folder, arrays[spec.inputs], code)
+    return found
 
 
 def check(print_: dict[str, Any]) -> tuple[Exercise, Path]:
@@ -78,20 +105,18 @@ def check(print_: dict[str, Any]) -> tuple[Exercise, Path]:
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.fingerprint --exercise NAME --prepared DIR --out FILE.json`."""
+    """Command line: `python -m stages.fingerprint --prepared DIR --out DIR`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--exercise", required=True)
-    parser.add_argument("--prepared", type=Path, required=True, help="the exercise's prepared arrays")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--prepared", type=Path, required=True, help="the folder of every input variant's arrays")
+    parser.add_argument("--out", type=Path, required=True, help="the folder of the study's fingerprints")
     args = parser.parse_args(argv)
     params = load_params()
-    if args.exercise not in params.exercises:
-        raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
-    write_text(
-        args.out,
-        json.dumps(fingerprint(args.exercise, params.exercises[args.exercise], args.prepared), indent=1) + "\n",
-    )
-    print(f"{args.exercise}: runs train on {args.prepared}", file=sys.stderr)
+    found = fingerprints(params.exercises, params.study.exercises, args.prepared)
+    with replaced_folder(args.out) as staging:
+        for name, print_ in found.items():
+            (staging / fingerprint_file(name)).write_text(json.dumps(print_, indent=1) + "\n", encoding="utf-8")
+    for name, print_ in found.items():
+        print(f"{name}: runs train on {print_['folder']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

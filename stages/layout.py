@@ -13,7 +13,7 @@ EXERCISE_FIGURES = {
 }
 EXERCISE_REQUIRED = ("curves", "confusion", "units")
 
-# describe@<dataset>: one folder per dataset.
+# describe: one folder per dataset.
 DATASET_SUMMARY = "summary.json"
 DATASET_FIGURES = {"samples": "samples.png", "counts": "counts.png", "pixels": "pixels.png"}
 
@@ -27,6 +27,11 @@ def curves_png(exercise: str) -> str:
     return f"curves-{exercise}.png"
 
 
+def raw_file(dataset: str) -> str:
+    """A dataset's downloaded arrays inside the raw folder (dvc.yaml's download outs spell the same)."""
+    return f"{dataset}.npz"
+
+
 # prepare@<inputs>: one folder per input variant.
 PREPARED = {"x_train": "x_train.npy", "y_train": "y_train.npy", "x_test": "x_test.npy", "y_test": "y_test.npy"}
 
@@ -38,3 +43,8 @@ MODEL_SETTINGS = "params.json"
 def run_file(seed: int) -> str:
     """A study run's file inside its exercise's folder of runs (dvc.yaml's replicate outs spell the same)."""
     return f"seed-{seed}.json"
+
+
+def fingerprint_file(exercise: str) -> str:
+    """A studied exercise's fingerprint inside the fingerprints folder (dvc.yaml's replicate deps spell the same)."""
+    return f"{exercise}.json"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from stages import describe as D
-from stages.layout import DATASET_FIGURES, DATASET_SUMMARY
+from stages.layout import DATASET_FIGURES, DATASET_SUMMARY, raw_file
 from tests.fixtures import cifar_arrays, mnist_arrays
 
 
@@ -24,7 +25,7 @@ def test_shapes_before_and_after_flattening_and_class_counts():
     assert cifar["class_names"][3] == "cat"
 
 
-def test_main_writes_the_summary_and_every_figure(tmp_path, monkeypatch):
+def test_main_writes_the_summary_and_every_figure_of_every_dataset(tmp_path, monkeypatch):
     from PIL import Image
 
     from stages import datasets
@@ -32,15 +33,48 @@ def test_main_writes_the_summary_and_every_figure(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    np.savez(tmp_path / "cifar10.npz", **cifar_arrays(n_per_batch=4, n_test=10))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    np.savez(raw / raw_file("mnist"), **mnist_arrays(n_train=30, n_test=10))
+    np.savez(raw / raw_file("cifar10"), **cifar_arrays(n_per_batch=4, n_test=10))
     # Class names with markup and a `$` draw as plain text and are kept verbatim for the page to escape.
     names = ("<i>plane</i>", "$car$", *datasets.CLASS_NAMES["cifar10"][2:])
     monkeypatch.setitem(datasets.CLASS_NAMES, "cifar10", names)
-    D.main(["--dataset", "cifar10", "--raw", "cifar10.npz", "--out", "out/cifar10"])
-    folder = tmp_path / "out" / "cifar10"
-    assert {p.name for p in folder.iterdir()} == {DATASET_SUMMARY, *DATASET_FIGURES.values()}
-    for name in DATASET_FIGURES.values():
-        with Image.open(folder / name) as image:
-            image.verify()
-    summary = json.loads((folder / DATASET_SUMMARY).read_text())
+    (tmp_path / "out" / "old").mkdir(parents=True)  # a dataset no longer in params.yaml: its folder goes
+    D.main(["--raw", "raw", "--out", "out"])
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"mnist", "cifar10"}
+    for dataset in ("mnist", "cifar10"):
+        folder = tmp_path / "out" / dataset
+        assert {p.name for p in folder.iterdir()} == {DATASET_SUMMARY, *DATASET_FIGURES.values()}
+        for name in DATASET_FIGURES.values():
+            with Image.open(folder / name) as image:
+                image.verify()
+    summary = json.loads((tmp_path / "out" / "cifar10" / DATASET_SUMMARY).read_text())
     assert summary["class_names"][:2] == ["<i>plane</i>", "$car$"] and sum(summary["counts"]["train"]) == 20
+    assert json.loads((tmp_path / "out" / "mnist" / DATASET_SUMMARY).read_text())["shapes"]["after"]["x_train"] == [30, 784]
+
+
+def test_a_bad_download_stops_the_stage_and_keeps_the_previous_figures(tmp_path, monkeypatch, capsys):
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "raw").mkdir()
+    np.savez(tmp_path / "raw" / raw_file("mnist"), **mnist_arrays(n_train=30, n_test=10))
+    # cifar10's file is missing
+    (tmp_path / "out" / "mnist").mkdir(parents=True)
+    (tmp_path / "out" / "mnist" / "kept").write_text("previous")
+    with pytest.raises(SystemExit) as stop:
+        D.main(["--raw", "raw", "--out", "out"])
+    assert stop.value.code == 2 and "error: cifar10.npz: not a readable npz file" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").rglob("*")] == ["mnist", "kept"]
+
+
+def test_dvc_yaml_names_the_raw_files_as_describe_reads_them():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["download"]["do"]["outs"] == ["${paths.raw}/" + raw_file("${key}")]
+    assert stages["describe"]["deps"][-1] == "${paths.raw}" and "--raw ${paths.raw}" in stages["describe"]["cmd"]

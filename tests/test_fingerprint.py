@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,15 +53,44 @@ def test_check_names_changed_arrays_and_code(prepared, tmp_path, monkeypatch):
         F.check(found)
 
 
+def test_fingerprints_cover_the_study_and_hash_each_folder_once(prepared, monkeypatch):
+    params = load_params(ROOT / "params.yaml")
+    read = []
+    monkeypatch.setattr(F, "array_hashes", lambda folder: read.append(folder) or {"x_train.npy": folder.name})
+    found = F.fingerprints(params.exercises, ("ex3", "ex1", "ex2"), prepared.parent)
+    assert list(found) == ["ex3", "ex1", "ex2"]
+    # ex1 and ex2 share the raw arrays, ex3 trains on the scaled ones: two folders read, not three.
+    assert read == [prepared.parent / "mnist_scaled", prepared.parent / "mnist_raw"]
+    assert found["ex2"]["arrays"] == {"x_train.npy": "mnist_raw"} and found["ex2"]["folder"].endswith("prepared/mnist_raw")
+    assert found["ex1"]["settings"] != found["ex2"]["settings"]
+
+
+def test_main_writes_one_file_per_studied_exercise_and_nothing_else(prepared, tmp_path, monkeypatch):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["study"]["exercises"] = ["ex3"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "fingerprints"
+    out.mkdir()
+    (out / "ex1.json").write_text("{}")  # from a study that covered ex1: gone once ex1 is no longer studied
+    F.main(["--prepared", "prepared", "--out", "fingerprints"])
+    assert [p.name for p in out.iterdir()] == [F.fingerprint_file("ex3")]
+    again, folder = F.check(json.loads((out / "ex3.json").read_text()))
+    assert folder == Path("prepared/mnist_scaled") and again.training_settings()["epochs"] == 20
+
+
 def test_dvc_yaml_and_the_fingerprint_agree_on_code_and_settings():
     """A change that retrains the lab's run must also rerun the study's runs of the exercise."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    train, fingerprint = stages["train"]["do"], stages["fingerprint"]["do"]
+    train, fingerprint = stages["train"]["do"], stages["fingerprint"]
     code = {f"stages/{m}.py" for m in F.TRAINING_CODE}
     assert {d for d in train["deps"] if d.startswith("stages/")} <= code
     assert code | {"stages/fingerprint.py"} == {d for d in fingerprint["deps"] if d.startswith("stages/")}
     assert [p.rsplit(".", 1)[1] for p in train["params"] if p != "seed"] == list(TRAINING_KEYS)
-    assert fingerprint["params"] == ["exercises.${key}"]  # its output holds only what a run trains with
-    # The runs read nothing else that can change their result.
-    assert stages["replicate"]["deps"] == ["${paths.params_ok}", "stages/replicate.py", "${paths.fingerprints}/${item.exercise}.json"]
+    assert fingerprint["params"] == ["exercises", "study.exercises"]  # its files hold only what a run trains with
+    assert fingerprint["outs"] == ["${paths.fingerprints}"] and "${paths.prepared}" in fingerprint["deps"]
+    # The runs read nothing else that can change their result; each its exercise's file of the folder.
+    run_print = "${paths.fingerprints}/" + F.fingerprint_file("${item.exercise}")
+    assert stages["replicate"]["deps"] == ["${paths.params_ok}", "stages/replicate.py", run_print]
+    assert f"--fingerprint {run_print}" in stages["replicate"]["cmd"]
     assert "params" not in stages["replicate"]

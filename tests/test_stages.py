@@ -116,7 +116,7 @@ def test_every_stage_depends_on_the_code_it_runs():
                 runs.add(current)
                 todo.extend(graph[current])
         listed = {d for d in body["deps"] if d.startswith("stages/") and d.endswith(".py")}
-        if any(d.startswith("${paths.fingerprints}") for d in body["deps"]):
+        if any(d.startswith("${paths.fingerprints}/") for d in body["deps"]):
             # A study run checks the fingerprint's hashes of the training code before it trains.
             from stages.fingerprint import TRAINING_CODE
 
