@@ -148,15 +148,25 @@ def bench_project(project: Path, repeats: int) -> dict:
     """No-op `dvc repro`, the report stage, and each stage module's start-up cost, on a built project."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     results = {}
-    noop = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True, text=True)
-        noop.append(time.perf_counter() - start)
-        if "Running stage" in out.stdout:
-            raise SystemExit("the project is not built: `dvc repro` ran a stage")
-    results["noop dvc repro (s)"] = statistics.median(noop)
     scratch = Path(tempfile.mkdtemp(prefix="denselab-bench-"))
+    # DVC's own start-up, in an empty repository, alternating with the project's runs: the machine's speed
+    # changes by tens of percent within minutes, and the difference is what the pipeline itself costs.
+    empty = scratch / "empty"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=empty, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=empty, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=empty, env=env, check=True)
+    noop: dict[Path, list[float]] = {project: [], empty: []}
+    for _ in range(repeats):
+        for folder, times in noop.items():
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=folder, env=env, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if "Running stage" in out.stdout:
+                raise SystemExit("the project is not built: `dvc repro` ran a stage")
+    results["noop dvc repro (s)"] = statistics.median(noop[project])
+    results["noop dvc repro, empty DVC repository (s)"] = statistics.median(noop[empty])
+    results["noop dvc repro, pipeline's share (s)"] = statistics.median(a - b for a, b in zip(*noop.values()))
     for stage, outputs in (("report", {"out": str(scratch / "index.html")}),
                            ("aggregate", {"out": str(scratch / "study.json"), "figures": str(scratch / "study")})):
         times = []
