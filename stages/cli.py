@@ -137,7 +137,7 @@ def load_tensorflow() -> None:
 @contextlib.contextmanager
 def replaced_folder(folder: Path) -> Iterator[Path]:
     """Yield an empty staging folder beside `folder`; on success it replaces `folder` as a whole, so no stale
-    figure survives and a failure leaves the old folder untouched."""
+    file survives and a failure leaves the old folder untouched."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:

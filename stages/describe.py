@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from stages.cli import replaced_folder, stage_main
 from stages.config import InputVariant, load_params
-from stages.datasets import CLASS_NAMES, check_arrays, read_npz
+from stages.datasets import CLASS_NAMES, read_npz
 from stages.drawing import number_axis, plain, save_png, seaborn
 from stages.i18n import Formatter, translator
 from stages.layout import DATASET_FIGURES as FIGURES
@@ -72,8 +72,9 @@ def class_counts(arrays: dict[str, np.ndarray], class_names: tuple[str, ...]) ->
 
 
 def describe(dataset: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The numbers the report shows of a dataset: shapes before and after flattening, and images per class."""
-    arrays = check_arrays(dataset, arrays)
+    """The numbers the report shows of a dataset: shapes before and after flattening, and images per class.
+
+    `arrays` as `datasets.read_npz` returns them, checked."""
     names = CLASS_NAMES[dataset]
     counts = class_counts(arrays, names)
     return {
