@@ -2,10 +2,12 @@
 
     python -m stages.validate --marker data/params.ok
 
-Every other stage depends on the marker this writes. DVC runs this stage first
-whenever params.yaml changes, so a bad value stops `dvc repro` here, in well
-under a second, before any stage has removed or rewritten an output. The marker's
-content never changes, so passing validation does not make anything else stale.
+It depends on params.yaml as a whole file, since it reads all of it (a misspelt new
+key too). The downloads depend on the marker it writes and every other stage on
+what they wrote, so DVC runs this stage first whenever params.yaml changes: a bad
+value stops `dvc repro` here, in well under a second, before any stage has removed
+or rewritten an output. The marker's content never changes, so passing validation
+does not make anything else stale.
 
 Beyond the values themselves, it checks what they imply before TensorFlow ever runs: that each
 exercise's training fits in this machine's memory, and that its validation split leaves rows to train on.

@@ -363,6 +363,8 @@ BAD_PARAMS = [
     ("exercises.ex2.loss", "mse", "unknown loss 'mse'"),
     ("exercises.ex2.optimizer", "adamm", "did you mean 'adam'?"),
     ("exercises.ex2.optimiser", "adam", "exercises.ex2.optimiser: unknown key"),
+    # A misspelt top-level key: DVC tracks only the keys a stage lists, so validate depends on the whole file.
+    ("studdy", {"seeds": [5]}, "studdy: unknown key; allowed here: datasets, exercises, inputs, report, seed, study"),
     ("exercises.ex3.layers.1.units", 7, "must have 10 units"),
     ("inputs.mnist_raw.dataset", "mnistt", "did you mean 'mnist'?"),
     ("datasets.mnist.sha256", "123abc", "datasets.mnist.sha256: expected 64 hexadecimal digits"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 
 from tests.conftest import ROOT
 
@@ -125,3 +127,34 @@ def test_every_stage_depends_on_the_code_it_runs():
         if gap:
             missing[name] = sorted(gap)
     assert missing == {}
+
+
+def dvc_graph() -> tuple[set[str], set[tuple[str, str]]]:
+    """DVC's own graph of the pipeline, from `dvc dag --dot`: the stages and the (upstream, downstream) pairs."""
+    out = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot"], cwd=ROOT, capture_output=True, text=True,
+                         check=True, timeout=120)
+    nodes = set(re.findall(r'^"([^"]+)";$', out.stdout, re.MULTILINE))
+    edges = set(re.findall(r'^"([^"]+)" -> "([^"]+)";$', out.stdout, re.MULTILINE))
+    return nodes, edges
+
+
+def downstream_of(edges: set[tuple[str, str]], start: str) -> set[str]:
+    found, todo = set(), [start]
+    while todo:
+        current = todo.pop()
+        for upstream, downstream in edges:
+            if upstream == current and downstream not in found:
+                found.add(downstream)
+                todo.append(downstream)
+    return found
+
+
+def test_validate_comes_before_every_other_stage():
+    """Only the downloads list validate's marker; every other stage must still come after validate in DVC's
+    graph, or a bad value could reach it before validate stops `dvc repro`."""
+    nodes, edges = dvc_graph()
+    assert {"validate", "download@mnist", "replicate@ex3-4", "report"} <= nodes  # the parser read the graph
+    assert downstream_of(edges, "validate") == nodes - {"validate"}
+    assert not any(downstream == "validate" for _, downstream in edges)
+    # The check sees a stage that nothing connects to validate.
+    assert "prepare@mnist_raw" not in downstream_of({e for e in edges if e[0] != "validate"}, "validate")
