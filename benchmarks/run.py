@@ -144,6 +144,25 @@ def stage_command(project: Path, stage: str, **replace: str) -> list[str]:
     return [sys.executable if w == "python" else w for w in words]
 
 
+def dvc_repository(folder: Path, env: dict, stages: int = 0) -> Path:
+    """A Git + DVC repository; with `stages`, that many built stages of one dependency and one output each.
+
+    Timed beside the project, the empty one is DVC's own start-up and the other DVC's floor for a pipeline
+    of the project's size: what its stages cost before any of their dependencies, params or paths.
+    """
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=folder, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=folder, env=env, check=True)
+    if stages:
+        (folder / "input.txt").write_text("input\n")
+        pipeline = {f"s{i}": {"cmd": f"echo {i} > out{i}.txt", "deps": ["input.txt"], "outs": [f"out{i}.txt"]}
+                    for i in range(stages)}
+        (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": pipeline}))
+        subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=folder, env=env, check=True, capture_output=True)
+    return folder
+
+
 def bench_project(project: Path, repeats: int) -> dict:
     """No-op `dvc repro`, the report stage, and each stage module's start-up cost, on a built project."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -151,12 +170,11 @@ def bench_project(project: Path, repeats: int) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="denselab-bench-"))
     # DVC's own start-up, in an empty repository, alternating with the project's runs: the machine's speed
     # changes by tens of percent within minutes, and the difference is what the pipeline itself costs.
-    empty = scratch / "empty"
-    empty.mkdir()
-    subprocess.run(["git", "init", "-q"], cwd=empty, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=empty, env=env, check=True)
-    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=empty, env=env, check=True)
-    noop: dict[Path, list[float]] = {project: [], empty: []}
+    stages = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=project, env=env,
+                            check=True, capture_output=True, text=True).stdout.split()
+    empty = dvc_repository(scratch / "empty", env)
+    floor = dvc_repository(scratch / "floor", env, stages=len(stages))
+    noop: dict[Path, list[float]] = {project: [], empty: [], floor: []}
     for _ in range(repeats):
         for folder, times in noop.items():
             start = time.perf_counter()
@@ -166,7 +184,8 @@ def bench_project(project: Path, repeats: int) -> dict:
                 raise SystemExit("the project is not built: `dvc repro` ran a stage")
     results["noop dvc repro (s)"] = statistics.median(noop[project])
     results["noop dvc repro, empty DVC repository (s)"] = statistics.median(noop[empty])
-    results["noop dvc repro, pipeline's share (s)"] = statistics.median(a - b for a, b in zip(*noop.values()))
+    results["noop dvc repro, pipeline's share (s)"] = statistics.median(a - b for a, b in zip(noop[project], noop[empty]))
+    results[f"noop dvc repro, {len(stages)} one-dependency stages (s)"] = statistics.median(noop[floor])
     for stage, outputs in (("report", {"out": str(scratch / "index.html")}),
                            ("aggregate", {"out": str(scratch / "study.json"), "figures": str(scratch / "study")})):
         times = []
