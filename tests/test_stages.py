@@ -1,4 +1,5 @@
-"""The stages as a whole: every runtime requirement is used by some stage, and no stage imports what it does not use."""
+"""The stages as a whole: every runtime requirement is used by some stage, no stage imports what it does not use,
+each depends on the code it runs, and DVC runs validate before all the others."""
 
 from __future__ import annotations
 
@@ -139,6 +140,7 @@ def dvc_graph() -> tuple[set[str], set[tuple[str, str]]]:
 
 
 def downstream_of(edges: set[tuple[str, str]], start: str) -> set[str]:
+    """Every stage that comes after `start`, directly or not."""
     found, todo = set(), [start]
     while todo:
         current = todo.pop()
