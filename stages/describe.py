@@ -131,7 +131,8 @@ def counts_figure(counts: pd.DataFrame, labels: dict[str, str]):
     ax.set_xlabel(labels["class"])
     ax.set_ylabel(labels["images"])
     ax.tick_params(axis="x", rotation=45 if max(map(len, data["name"])) > 2 else 0)
-    ax.legend(title=None)
+    # Above the bars, not over them: the tallest class is often the last.
+    ax.legend(title=None, loc="lower right", bbox_to_anchor=(1, 1), ncol=2, frameon=False)
     figure.tight_layout()
     return figure
 
