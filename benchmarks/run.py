@@ -168,8 +168,8 @@ def bench_project(project: Path, repeats: int) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     results = {}
     scratch = Path(tempfile.mkdtemp(prefix="denselab-bench-"))
-    # DVC's own start-up, in an empty repository, alternating with the project's runs: the machine's speed
-    # changes by tens of percent within minutes, and the difference is what the pipeline itself costs.
+    # Two references, alternating with the project's runs (the machine's speed changes by tens of percent
+    # within minutes): DVC's own start-up in an empty repository, and DVC's floor for as many stages.
     stages = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=project, env=env,
                             check=True, capture_output=True, text=True).stdout.split()
     empty = dvc_repository(scratch / "empty", env)

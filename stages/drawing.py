@@ -1,4 +1,4 @@
-"""What every stage that draws shares: seaborn on a display-less backend, localized tick labels, PNG files,
+"""What every stage that draws shares: seaborn on a display-less backend, localized tick labels, PNG files.
 Nothing is imported until a figure is drawn."""
 
 from __future__ import annotations
