@@ -1,5 +1,6 @@
 """The stages as a whole: every runtime requirement is used by some stage, no stage imports what it does not use,
-each depends on the code it runs, and DVC runs validate before all the others."""
+each depends on the code it runs, DVC runs validate before all the others, and the committed .gitignore files
+already list what DVC caches."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import ast
 import re
 import subprocess
 import sys
+from collections import defaultdict
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -160,3 +163,25 @@ def test_validate_comes_before_every_other_stage():
     assert not any(downstream == "validate" for _, downstream in edges)
     # The check sees a stage that nothing connects to validate.
     assert "prepare@mnist_raw" not in downstream_of({e for e in edges if e[0] != "validate"}, "validate")
+
+
+def test_the_committed_gitignores_list_every_cached_output():
+    """DVC adds each cached output to its folder's .gitignore as it writes it. The project commits those files as
+    the default params make them, so after a first `dvc repro` Git shows only what is meant to be committed
+    (dvc.lock, metrics, curves), not .gitignore files half-written."""
+    from dvc.repo import Repo
+
+    expected: dict[str, set[str]] = defaultdict(set)
+    with Repo(str(ROOT)) as repo:
+        for stage in repo.index.stages:
+            for out in stage.outs:
+                if out.use_cache:
+                    path = Path(out.fs_path).relative_to(ROOT)
+                    expected[path.parent.as_posix()].add(f"/{path.name}")
+    assert {"/mnist.npz", "/cifar10.npz"} <= expected["data/raw"]  # DVC resolved the pipeline
+    found = {
+        ignore.parent.relative_to(ROOT).as_posix(): set(ignore.read_text().split())
+        for top in ("data", "reports")
+        for ignore in (ROOT / top).rglob(".gitignore")
+    }
+    assert found == expected, "write the entries DVC would add (see this test) into the .gitignore files"
