@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,9 +28,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.config import IDX_FILES, load_params  # noqa: E402
-from stages.datasets import mnist_from_idx  # noqa: E402
-from stages.prepare import prepare  # noqa: E402
+from stages.config import IDX_FILES, load_params
+from stages.datasets import mnist_from_idx
+from stages.prepare import prepare
 
 
 def _peak_of(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float, str]:
@@ -46,7 +47,7 @@ def _peak_of(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float,
         "sys.stderr.write(p.stderr[-3000:] if p.returncode else '');"
         "print(json.dumps({'rc': p.returncode, 'wall': w, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 'out': p.stdout}))"
     )
-    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=False, cwd=cwd, env=env, capture_output=True, text=True)
     result = json.loads(proc.stdout)
     if result["rc"] != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
@@ -175,14 +176,26 @@ def bench_project(project: Path, repeats: int) -> dict:
     empty = dvc_repository(scratch / "empty", env)
     floor = dvc_repository(scratch / "floor", env, stages=len(stages))
     noop: dict[Path, list[float]] = {project: [], empty: [], floor: []}
+    cpu: list[float] = []  # the project's runs: user + system seconds, which other processes' load does not add to
     for _ in range(repeats):
         for folder, times in noop.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=folder, env=env, capture_output=True, text=True)
+            out = subprocess.run([sys.executable, "-m", "dvc", "repro"], check=False, cwd=folder, env=env, capture_output=True, text=True)
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if folder == project:
+                cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             if "Running stage" in out.stdout:
                 raise SystemExit("the project is not built: `dvc repro` ran a stage")
     results["noop dvc repro (s)"] = statistics.median(noop[project])
+    results["noop dvc repro, CPU time (s)"] = statistics.median(cpu)
+    # About 1 when nothing else ran: DVC uses one core. Above, the wall times include waiting for the CPU.
+    busy = statistics.median(w / c for w, c in zip(noop[project], cpu))
+    results["noop dvc repro, wall / CPU time"] = busy
+    if busy > 1.15:
+        print(f"warning: other processes had the CPU (wall time {busy:.2f}x the CPU time): the seconds below are "
+              "the machine's load as much as DVC's; rerun on an idle machine", file=sys.stderr)
     results["noop dvc repro, empty DVC repository (s)"] = statistics.median(noop[empty])
     results["noop dvc repro, pipeline's share (s)"] = statistics.median(a - b for a, b in zip(noop[project], noop[empty]))
     results[f"noop dvc repro, {len(stages)} one-dependency stages (s)"] = statistics.median(noop[floor])
@@ -208,7 +221,7 @@ def bench_project(project: Path, repeats: int) -> dict:
                            capture_output=True)
             times.append(time.perf_counter() - start)
         code = f"import sys, stages.{module}; print('tensorflow' in sys.modules)"
-        tf = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True).stdout.strip()
+        tf = subprocess.run([sys.executable, "-c", code], check=False, cwd=project, env=env, capture_output=True, text=True).stdout.strip()
         results[f"start-up {module} (s){' incl. TensorFlow' if heavy else ''}"] = statistics.median(times)
         results[f"{module} imports tensorflow at import time"] = tf
     return results
