@@ -176,7 +176,7 @@ def test_the_committed_gitignores_list_every_cached_output():
         for stage in repo.index.stages:
             for out in stage.outs:
                 if out.use_cache:
-                    path = Path(out.fs_path).relative_to(ROOT)
+                    path = Path(out.fs_path).relative_to(repo.root_dir)
                     expected[path.parent.as_posix()].add(f"/{path.name}")
     assert {"/mnist.npz", "/cifar10.npz"} <= expected["data/raw"]  # DVC resolved the pipeline
     found = {
