@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -103,6 +104,18 @@ def local_imports(tree: ast.Module) -> set[str]:
     return found
 
 
+def reachable(graph: Mapping[str, set[str]], start: str) -> set[str]:
+    """Every node reached from `start` by following `graph`'s edges, one or more steps."""
+    found: set[str] = set()
+    todo = [start]
+    while todo:
+        for node in graph.get(todo.pop(), ()):
+            if node not in found:
+                found.add(node)
+                todo.append(node)
+    return found
+
+
 def test_every_stage_depends_on_the_code_it_runs():
     """A stage whose code (its module, and every module that imports, transitively) is not among its dvc.yaml
     deps would not rerun when that code changes."""
@@ -115,12 +128,7 @@ def test_every_stage_depends_on_the_code_it_runs():
     for name, stage in stages.items():
         body = stage.get("do", stage)
         module = re.search(r"python -m stages\.(\w+)", body["cmd"]).group(1)
-        runs, todo = set(), [module]
-        while todo:
-            current = todo.pop()
-            if current not in runs:
-                runs.add(current)
-                todo.extend(graph[current])
+        runs = {module} | reachable(graph, module)
         listed = {d for d in body["deps"] if d.startswith("stages/") and d.endswith(".py")}
         if any(d.startswith("${paths.fingerprints}/") for d in body["deps"]):
             # A study run checks the fingerprint's hashes of the training code before it trains.
@@ -144,14 +152,10 @@ def dvc_graph() -> tuple[set[str], set[tuple[str, str]]]:
 
 def downstream_of(edges: set[tuple[str, str]], start: str) -> set[str]:
     """Every stage that comes after `start`, directly or not."""
-    found, todo = set(), [start]
-    while todo:
-        current = todo.pop()
-        for upstream, downstream in edges:
-            if upstream == current and downstream not in found:
-                found.add(downstream)
-                todo.append(downstream)
-    return found
+    after: dict[str, set[str]] = defaultdict(set)
+    for upstream, downstream in edges:
+        after[upstream].add(downstream)
+    return reachable(after, start)
 
 
 def test_validate_comes_before_every_other_stage():
