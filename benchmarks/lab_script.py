@@ -15,6 +15,7 @@ import json
 import resource
 import sys
 import time
+from typing import ClassVar
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def main() -> None:
     )
 
     class Timer(keras.callbacks.Callback):
-        seconds: list[float] = []
+        seconds: ClassVar[list[float]] = []  # one list for the run, read after fit
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t = time.perf_counter()
@@ -68,18 +69,29 @@ def main() -> None:
             Timer.seconds.append(time.perf_counter() - self.t)
 
     fit_start = time.perf_counter()
-    model.fit(X_train_reshaped, y_train, batch_size=128, epochs=args.epochs, validation_split=0.2, verbose=2,
-              callbacks=[Timer()])
+    model.fit(
+        X_train_reshaped,
+        y_train,
+        batch_size=128,
+        epochs=args.epochs,
+        validation_split=0.2,
+        verbose=2,
+        callbacks=[Timer()],
+    )
     fit_seconds = time.perf_counter() - fit_start
     y_pred = np.argmax(model.predict(X_test_reshaped, verbose=0), axis=-1)
     accuracy = round(accuracy_score(y_test.reshape(-1), y_pred) * 100, 2)
-    print(json.dumps({
-        "accuracy": accuracy,
-        "seconds_per_epoch": Timer.seconds,
-        "fit_seconds": fit_seconds,
-        "wall_seconds": time.perf_counter() - start,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "accuracy": accuracy,
+                "seconds_per_epoch": Timer.seconds,
+                "fit_seconds": fit_seconds,
+                "wall_seconds": time.perf_counter() - start,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
     sys.stdout.flush()
 
 

@@ -28,8 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.config import IDX_FILES, load_params
-from stages.datasets import mnist_from_idx
+from denselab.config import IDX_FILES, load_params
+from denselab.datasets import mnist_from_idx
 from stages.prepare import prepare
 
 
@@ -47,7 +47,9 @@ def _peak_of(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float,
         "sys.stderr.write(p.stderr[-3000:] if p.returncode else '');"
         "print(json.dumps({'rc': p.returncode, 'wall': w, 'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 'out': p.stdout}))"
     )
-    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=False, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], check=False, cwd=cwd, env=env, capture_output=True, text=True
+    )
     result = json.loads(proc.stdout)
     if result["rc"] != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
@@ -90,26 +92,58 @@ def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict
     rows = {"lab": [], "denselab": []}
     for i in range(pairs):
         wall, rss, out = _peak_of(
-            [sys.executable, str(ROOT / "benchmarks/lab_script.py"), exercise, str(raw[dataset]), "--epochs", str(epochs)],
-            work, env,
+            [
+                sys.executable,
+                str(ROOT / "benchmarks/lab_script.py"),
+                exercise,
+                str(raw[dataset]),
+                "--epochs",
+                str(epochs),
+            ],
+            work,
+            env,
         )
         lab = json.loads(out.strip().splitlines()[-1])
         rows["lab"].append({"epoch": statistics.median(lab["seconds_per_epoch"]), "wall": wall, "rss": rss})
         summary = work / "summary.json"
         wall, rss, _ = _peak_of(
-            [sys.executable, "-m", "stages.train", "--exercise", exercise, "--prepared", str(work / "prepared" / spec.inputs),
-             "--model-dir", str(work / "model"), "--history", str(work / "history.csv"), "--summary", str(summary)],
-            work, env,
+            [
+                sys.executable,
+                "-m",
+                "stages.train",
+                "--exercise",
+                exercise,
+                "--prepared",
+                str(work / "prepared" / spec.inputs),
+                "--model-dir",
+                str(work / "model"),
+                "--history",
+                str(work / "history.csv"),
+                "--summary",
+                str(summary),
+            ],
+            work,
+            env,
         )
-        rows["denselab"].append({"epoch": json.loads(summary.read_text())["seconds_per_epoch"], "wall": wall, "rss": rss})
+        rows["denselab"].append(
+            {"epoch": json.loads(summary.read_text())["seconds_per_epoch"], "wall": wall, "rss": rss}
+        )
         lab_row, dl_row = rows["lab"][-1], rows["denselab"][-1]
-        print(f"  {exercise} pair {i + 1}: " + ", ".join(
-            f"{k} {lab_row[k]:.2f} -> {dl_row[k]:.2f} ({dl_row[k] / lab_row[k]:.2f})" for k in ("epoch", "wall", "rss")
-        ), flush=True)
-    medians = {who: {k: statistics.median(r[k] for r in runs) for k in ("epoch", "wall", "rss")} for who, runs in rows.items()}
+        print(
+            f"  {exercise} pair {i + 1}: "
+            + ", ".join(
+                f"{k} {lab_row[k]:.2f} -> {dl_row[k]:.2f} ({dl_row[k] / lab_row[k]:.2f})"
+                for k in ("epoch", "wall", "rss")
+            ),
+            flush=True,
+        )
+    medians = {
+        who: {k: statistics.median(r[k] for r in runs) for k in ("epoch", "wall", "rss")} for who, runs in rows.items()
+    }
     # Drift between pairs cancels out of each pair's ratio; report their median beside the ratio of medians.
     medians["pair ratio"] = {
-        k: statistics.median(d[k] / b[k] for b, d in zip(rows["lab"], rows["denselab"])) for k in ("epoch", "wall", "rss")
+        k: statistics.median(d[k] / b[k] for b, d in zip(rows["lab"], rows["denselab"]))
+        for k in ("epoch", "wall", "rss")
     }
     return medians
 
@@ -121,12 +155,25 @@ def bench_full_repro(project: Path) -> dict:
     start-up, loading, saving, evaluating and reporting cost on top of the training itself.
     """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=project, env=env,
-                            capture_output=True, text=True, check=True).stdout.split()
-    stages = [s for s in listed if s.startswith("train@")] + [s for s in listed if s.startswith("evaluate@")] + ["report"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    stages = (
+        [s for s in listed if s.startswith("train@")] + [s for s in listed if s.startswith("evaluate@")] + ["report"]
+    )
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", *stages], cwd=project, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "--force", "--single-item", *stages],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - start
     fit = sum(json.loads(p.read_text())["fit_seconds"] for p in (project / "reports" / "summary").glob("*.json"))
     return {"stages": len(stages), "wall (s)": wall, "sum of fit time (s)": fit, "ratio": wall / fit}
@@ -157,10 +204,14 @@ def dvc_repository(folder: Path, env: dict, stages: int = 0) -> Path:
     subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=folder, env=env, check=True)
     if stages:
         (folder / "input.txt").write_text("input\n")
-        pipeline = {f"s{i}": {"cmd": f"echo {i} > out{i}.txt", "deps": ["input.txt"], "outs": [f"out{i}.txt"]}
-                    for i in range(stages)}
+        pipeline = {
+            f"s{i}": {"cmd": f"echo {i} > out{i}.txt", "deps": ["input.txt"], "outs": [f"out{i}.txt"]}
+            for i in range(stages)
+        }
         (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": pipeline}))
-        subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=folder, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", "-q"], cwd=folder, env=env, check=True, capture_output=True
+        )
     return folder
 
 
@@ -171,8 +222,14 @@ def bench_project(project: Path, repeats: int) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="denselab-bench-"))
     # Two references, alternating with the project's runs (the machine's speed changes by tens of percent
     # within minutes): DVC's own start-up in an empty repository, and DVC's floor for as many stages.
-    stages = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=project, env=env,
-                            check=True, capture_output=True, text=True).stdout.split()
+    stages = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     empty = dvc_repository(scratch / "empty", env)
     floor = dvc_repository(scratch / "floor", env, stages=len(stages))
     noop: dict[Path, list[float]] = {project: [], empty: [], floor: []}
@@ -181,7 +238,9 @@ def bench_project(project: Path, repeats: int) -> dict:
         for folder, times in noop.items():
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "dvc", "repro"], check=False, cwd=folder, env=env, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "-m", "dvc", "repro"], check=False, cwd=folder, env=env, capture_output=True, text=True
+            )
             times.append(time.perf_counter() - start)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if folder == project:
@@ -194,34 +253,65 @@ def bench_project(project: Path, repeats: int) -> dict:
     busy = statistics.median(w / c for w, c in zip(noop[project], cpu))
     results["noop dvc repro, wall / CPU time"] = busy
     if busy > 1.15:
-        print(f"warning: other processes had the CPU (wall time {busy:.2f}x the CPU time): the seconds below are "
-              "the machine's load as much as DVC's; rerun on an idle machine", file=sys.stderr)
+        print(
+            f"warning: other processes had the CPU (wall time {busy:.2f}x the CPU time): the seconds below are "
+            "the machine's load as much as DVC's; rerun on an idle machine",
+            file=sys.stderr,
+        )
     results["noop dvc repro, empty DVC repository (s)"] = statistics.median(noop[empty])
-    results["noop dvc repro, pipeline's share (s)"] = statistics.median(a - b for a, b in zip(noop[project], noop[empty]))
+    results["noop dvc repro, pipeline's share (s)"] = statistics.median(
+        a - b for a, b in zip(noop[project], noop[empty])
+    )
     results[f"noop dvc repro, {len(stages)} one-dependency stages (s)"] = statistics.median(noop[floor])
     # The project against DVC's floor for its size, pair by pair: steadier than either time alone.
     results["noop dvc repro / the floor (ratio)"] = statistics.median(a / b for a, b in zip(noop[project], noop[floor]))
-    for stage, outputs in (("report", {"out": str(scratch / "index.html")}),
-                           ("aggregate", {"out": str(scratch / "study.json"), "figures": str(scratch / "study")})):
+    for stage, outputs in (
+        ("report", {"out": str(scratch / "index.html")}),
+        ("aggregate", {"out": str(scratch / "study.json"), "figures": str(scratch / "study")}),
+    ):
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            subprocess.run(stage_command(project, stage, **outputs), cwd=project, env=env, check=True, capture_output=True)
+            subprocess.run(
+                stage_command(project, stage, **outputs), cwd=project, env=env, check=True, capture_output=True
+            )
             times.append(time.perf_counter() - start)
         results[f"{stage} stage (s)"] = statistics.median(times)
-    for module in ("validate", "download", "prepare", "fingerprint", "train", "replicate", "evaluate", "explain", "describe",
-                   "aggregate", "report"):
+    for module in (
+        "validate",
+        "download",
+        "prepare",
+        "fingerprint",
+        "train",
+        "replicate",
+        "evaluate",
+        "explain",
+        "describe",
+        "aggregate",
+        "report",
+    ):
         # The training and evaluating stages load TensorFlow (and the training ones their loop) before any work.
-        loop = "; from stages.cli import load_tensorflow; load_tensorflow(); import stages.loop, stages.models"
-        heavy = {"train": loop, "replicate": loop, "evaluate": "; from stages.cli import load_tensorflow; load_tensorflow()"}.get(module, "")
+        loop = "; from denselab.cli import load_tensorflow; load_tensorflow(); import denselab.loop, denselab.models"
+        heavy = {
+            "train": loop,
+            "replicate": loop,
+            "evaluate": "; from denselab.cli import load_tensorflow; load_tensorflow()",
+        }.get(module, "")
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", f"import stages.{module}{heavy}"], cwd=project, env=env, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [sys.executable, "-c", f"import stages.{module}{heavy}"],
+                cwd=project,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             times.append(time.perf_counter() - start)
         code = f"import sys, stages.{module}; print('tensorflow' in sys.modules)"
-        tf = subprocess.run([sys.executable, "-c", code], check=False, cwd=project, env=env, capture_output=True, text=True).stdout.strip()
+        tf = subprocess.run(
+            [sys.executable, "-c", code], check=False, cwd=project, env=env, capture_output=True, text=True
+        ).stdout.strip()
         results[f"start-up {module} (s){' incl. TensorFlow' if heavy else ''}"] = statistics.median(times)
         results[f"{module} imports tensorflow at import time"] = tf
     return results
@@ -235,8 +325,11 @@ def main() -> None:
     parser.add_argument("--mnist", type=Path, default=ROOT.parent / "shared" / "datasets" / "mnist")
     parser.add_argument("--project", type=Path, help="a built DenseLab checkout to time dvc repro and the report on")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--full-repro", action="store_true",
-                        help="with --project: rerun every train/evaluate stage and the report (minutes) and compare to fit time")
+    parser.add_argument(
+        "--full-repro",
+        action="store_true",
+        help="with --project: rerun every train/evaluate stage and the report (minutes) and compare to fit time",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="denselab-bench-") as tmp:
@@ -248,8 +341,14 @@ def main() -> None:
             lab, dl = m["lab"], m["denselab"]
             print(f"\n{exercise}: medians of {args.pairs} alternating pairs, {args.epochs} epochs each")
             print(f"  {'':22}{'lab script':>12}{'DenseLab':>12}{'ratio':>8}{'pair ratio':>12}")
-            for key, label in (("epoch", "seconds per epoch"), ("wall", "stage wall time (s)"), ("rss", "peak RSS (MiB)")):
-                print(f"  {label:22}{lab[key]:12.2f}{dl[key]:12.2f}{dl[key] / lab[key]:8.2f}{m['pair ratio'][key]:12.2f}")
+            for key, label in (
+                ("epoch", "seconds per epoch"),
+                ("wall", "stage wall time (s)"),
+                ("rss", "peak RSS (MiB)"),
+            ):
+                print(
+                    f"  {label:22}{lab[key]:12.2f}{dl[key]:12.2f}{dl[key] / lab[key]:8.2f}{m['pair ratio'][key]:12.2f}"
+                )
     if args.project:
         print(f"\nbuilt project {args.project}:")
         if args.full_repro:  # first: it also brings a project whose code changed up to date

@@ -1,1 +1,1 @@
-"""DenseLab pipeline stages: one module per DVC stage, plus shared helpers."""
+"""DenseLab's pipeline stages: one entry-point module per DVC stage (`python -m stages.<name>`)."""

@@ -9,14 +9,13 @@ mean test accuracy (Student t), and where the lab's reported number falls. Per p
 exercises that differ in exactly one setting (the lab's comparisons): the difference of means with
 its 95% interval and Welch's t-test p-value. The statistics are DVC metrics (`--out`); the per-run
 table and the figures go to `--figures`. Never imports TensorFlow; pandas, SciPy and seaborn only
-when computing or drawing, so the report can import the file names defined here.
+when computing or drawing; the statistics themselves are in `denselab.statistics`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,25 +23,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import StageError, replaced_folder, stage_main, write_text
-from stages.config import Params, load_params, one_change_pairs
-from stages.drawing import curves_figure, long_history, number_axis, save_png, seaborn
-from stages.i18n import Formatter, translator
-from stages.layout import OVERVIEW_PNG, RUNS_CSV, curves_png, run_file
-
-CONFIDENCE = 0.95
+from denselab.cli import StageError, stage_main
+from denselab.config import Params, load_params, one_change_pairs
+from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, save_png, seaborn
+from denselab.files import replaced_folder, write_text
+from denselab.history import long_history
+from denselab.i18n import N_, Language
+from denselab.layout import OVERVIEW_PNG, RUNS_CSV, curves_png, exercise_file, run_file
+from denselab.statistics import comparison_key, describe, welch
 
 # The figures' texts; message ids of the catalogs in templates/messages/.
 LABELS = {
-    "accuracy_pct": "Test accuracy (%)",
-    "run": "One run (seed)",
-    "mean_ci": "Mean and 95% interval",
-    "lab": "Lab's reported accuracy",
-    "train": "Train",
-    "validation": "Validation",
-    "accuracy": "Accuracy",
-    "loss": "Loss",
-    "epoch": "Epoch",
+    "accuracy_pct": N_("Test accuracy (%)"),
+    "run": N_("One run (seed)"),
+    "mean_ci": N_("Mean and 95% interval"),
+    "lab": N_("Lab's reported accuracy"),
+    **CURVE_LABELS,
 }
 
 
@@ -66,7 +62,7 @@ def read_runs(
         for seed in params.study.all_seeds(params.seed):
             lab_run = seed == params.seed
             paths = (
-                [metrics_dir / f"{name}.json", history_dir / f"{name}.csv"]
+                [metrics_dir / exercise_file("metrics", name), history_dir / exercise_file("history", name)]
                 if lab_run
                 else [runs_dir / name / run_file(seed)]
             )
@@ -95,60 +91,7 @@ def read_runs(
 # Statistics
 
 
-def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(float(value), digits)
-
-
-def describe(accuracies: pd.Series, lab: float | None) -> dict[str, Any]:
-    """n, mean, sd, min, max, the Student-t 95% interval of the mean, and where `lab` falls."""
-    from scipy import stats
-
-    n = int(accuracies.count())
-    mean, sd = float(accuracies.mean()), float(accuracies.std(ddof=1)) if n > 1 else float("nan")
-    if n > 1 and sd > 0:
-        low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sd / math.sqrt(n))
-    else:  # one run, or runs that all agree: the interval is the mean itself
-        low = high = mean
-    found = {
-        "n": n,
-        "mean": _round(mean),
-        "sd": _round(sd),
-        "min": _round(accuracies.min()),
-        "max": _round(accuracies.max()),
-        "ci95_low": _round(low),
-        "ci95_high": _round(high),
-    }
-    if lab is not None:
-        found["lab"] = lab
-        found["lab_in_range"] = bool(accuracies.min() <= lab <= accuracies.max())
-        found["lab_sds"] = _round((lab - mean) / sd, 2) if n > 1 and sd > 0 else None
-    return found
-
-
-def welch(a: pd.Series, b: pd.Series) -> dict[str, Any]:
-    """Mean of b minus mean of a, its 95% interval and the two-sided p-value of Welch's t-test."""
-    from scipy import stats
-
-    difference = float(b.mean() - a.mean())
-    if len(a) < 2 or len(b) < 2 or (a.std(ddof=1) == 0 and b.std(ddof=1) == 0):
-        # No spread to test against: the t statistic is undefined.
-        return {"difference": _round(difference), "ci95_low": None, "ci95_high": None, "p_value": None}
-    result = stats.ttest_ind(b, a, equal_var=False)
-    interval = result.confidence_interval(CONFIDENCE)
-    return {
-        "difference": _round(difference),
-        "ci95_low": _round(interval.low),
-        "ci95_high": _round(interval.high),
-        "p_value": float(f"{result.pvalue:.4g}"),
-    }
-
-
-def comparison_key(a: str, b: str) -> str:
-    """How a comparison is named in the study's metrics: the difference b - a."""
-    return f"{b}_minus_{a}"
-
-
-def study_statistics(runs: pd.DataFrame, params: Params) -> dict[str, Any]:
+def aggregate(runs: pd.DataFrame, params: Params) -> dict[str, Any]:
     """The study's metrics: per exercise its description, per one-setting comparison its Welch test."""
     by_exercise = {name: group["test_accuracy"] for name, group in runs.groupby("exercise", sort=False)}
     return {
@@ -167,7 +110,7 @@ def study_statistics(runs: pd.DataFrame, params: Params) -> dict[str, Any]:
 # Figures
 
 
-def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict[str, str], fmt: Formatter):
+def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict[str, str], fmt: Language):
     """One panel per studied exercise: each run a dot, the mean with its 95% interval, the lab's number a line."""
     sns = seaborn()
     import matplotlib.pyplot as plt
@@ -178,7 +121,9 @@ def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict
     for ax, name in zip(axes[0], names):
         s = statistics["exercises"][name]
         data = runs[runs["exercise"] == name].assign(percent=lambda d: d["test_accuracy"] * 100)
-        sns.stripplot(data=data, y="percent", ax=ax, jitter=0.12, size=6, color="C0", alpha=0.75)
+        # A swarm, not a jittered strip: its positions are computed, not drawn at random, so the figure (and the
+        # report that embeds it) comes out byte for byte the same every time.
+        sns.swarmplot(data=data, y="percent", ax=ax, size=6, color="C0", alpha=0.75)
         ax.errorbar(
             [0.32],
             [s["mean"] * 100],
@@ -208,8 +153,8 @@ def overview_figure(runs: pd.DataFrame, statistics: dict[str, Any], labels: dict
 
 def write_figures(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, statistics: dict, language: str) -> None:
     """The per-run table and every figure into `folder`, replaced as a whole (no stale files survive)."""
-    translate, fmt = translator(language), Formatter(language)
-    labels = {key: translate(text) for key, text in LABELS.items()}
+    fmt = Language(language)
+    labels = fmt.labels(LABELS)
     with replaced_folder(folder) as staging:
         runs.to_csv(staging / RUNS_CSV, index=False, float_format="%.6g")
         save_png(overview_figure(runs, statistics, labels, fmt), staging / OVERVIEW_PNG)
@@ -229,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     runs, curves = read_runs(params, args.metrics, args.history, args.runs)
-    statistics = study_statistics(runs, params)
+    statistics = aggregate(runs, params)
     write_text(args.out, json.dumps(statistics, indent=2) + "\n")
     write_figures(args.figures, runs, curves, statistics, params.report.language)
     for name, s in statistics["exercises"].items():

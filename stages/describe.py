@@ -21,35 +21,41 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import replaced_folder, stage_main
-from stages.config import InputVariant, load_params
-from stages.datasets import CLASS_NAMES, read_npz
-from stages.drawing import number_axis, plain, save_png, seaborn
-from stages.i18n import Formatter, translator
-from stages.layout import DATASET_FIGURES as FIGURES
-from stages.layout import DATASET_SUMMARY as SUMMARY
-from stages.layout import raw_file
-from stages.prepare import prepare
+from denselab.arrays import flatten, one_hot
+from denselab.cli import stage_main
+from denselab.config import load_params
+from denselab.datasets import CLASS_NAMES, read_npz
+from denselab.drawing import number_axis, plain, save_png, seaborn
+from denselab.files import replaced_folder
+from denselab.i18n import N_, Language
+from denselab.layout import DATASET_FIGURES as FIGURES
+from denselab.layout import DATASET_SUMMARY as SUMMARY
+from denselab.layout import raw_file
 
 SAMPLES_PER_CLASS = 8
 SAMPLE_SEED = 0
 
 LABELS = {
-    "train": "Train",
-    "test": "Test",
-    "class": "Class",
-    "images": "Images",
-    "raw": "Raw pixel values (0..255)",
-    "scaled": "Divided by 255 (0..1)",
-    "pixels": "Pixels (log scale)",
+    "train": N_("Train"),
+    "test": N_("Test"),
+    "class": N_("Class"),
+    "images": N_("Images"),
+    "raw": N_("Raw pixel values (0..255)"),
+    "scaled": N_("Divided by 255 (0..1)"),
+    "pixels": N_("Pixels (log scale)"),
 }
 
 
-def shapes(dataset: str, arrays: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
-    """The four arrays' shapes as downloaded ("before") and as `prepare` leaves them ("after": flattened
-    images, one-hot training labels)."""
-    # prepare() itself on two rows of each array: the shapes it really produces, without converting everything.
-    few = prepare({k: v[:2] for k, v in arrays.items()}, InputVariant(dataset=dataset, divide_by_255=False))
+def shapes(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
+    """The four arrays' shapes as downloaded ("before") and as the prepare stage leaves them ("after": flattened
+    images, one-hot training labels, the test labels as class indices)."""
+    # The prepared arrays' own functions on two rows: the shapes they really produce, without converting everything.
+    few = {
+        "x_train": flatten(arrays["x_train"][:2], divide_by_255=False),
+        "y_train": one_hot(arrays["y_train"][:2]),
+        "x_test": flatten(arrays["x_test"][:2], divide_by_255=False),
+        "y_test": arrays["y_test"][:2].reshape(-1),
+    }
     return {
         "before": {k: list(v.shape) for k, v in arrays.items()},
         "after": {k: [len(arrays[k]), *few[k].shape[1:]] for k in arrays},
@@ -80,7 +86,7 @@ def describe(dataset: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return {
         "dataset": dataset,
         "class_names": list(names),
-        "shapes": shapes(dataset, arrays),
+        "shapes": shapes(arrays),
         "counts": {split: group["images"].astype(int).tolist() for split, group in counts.groupby("split", sort=False)},
     }
 
@@ -137,7 +143,7 @@ def counts_figure(counts: pd.DataFrame, labels: dict[str, str]):
     return figure
 
 
-def pixels_figure(x: np.ndarray, labels: dict[str, str], fmt: Formatter):
+def pixels_figure(x: np.ndarray, labels: dict[str, str], fmt: Language):
     """How often each pixel value occurs in the test images, raw and divided by 255: the same shape on
     another scale (a seaborn histogram weighted by exact counts)."""
     sns = seaborn()
@@ -161,8 +167,8 @@ def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndar
     """summary.json and every figure of one dataset into `folder` (made if missing)."""
     import pandas as pd
 
-    translate, fmt = translator(language), Formatter(language)
-    labels = {key: translate(text) for key, text in LABELS.items()}
+    fmt = Language(language)
+    labels = fmt.labels(LABELS)
     names = tuple(found["class_names"])
     counts = pd.DataFrame(
         [

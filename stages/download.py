@@ -1,6 +1,6 @@
 """Stage `download@<dataset>`: fetch a dataset, verify its sha256, save Keras-shaped uint8 arrays.
 
-    python -m stages.download mnist data/raw/mnist.npz
+    python -m stages.download --dataset mnist --out data/raw/mnist.npz
 
 Set DENSELAB_DATA_MIRROR to a directory, a file:// or an http(s):// URL to take the
 same file name from there instead of the dataset's URL (offline use, a lab server).
@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from stages.cli import StageError, atomic_path, stage_main
-from stages.config import IDX_FILES, DatasetSource, load_params
-from stages.datasets import Arrays, mnist_from_idx, read_dataset, verify_sha256
+from denselab.cli import StageError, stage_main
+from denselab.config import IDX_FILES, DatasetSource, load_params
+from denselab.datasets import Arrays, mnist_from_idx, read_dataset, verify_sha256
+from denselab.files import atomic_path
 
 MIRROR_ENV = "DENSELAB_DATA_MIRROR"
 TIMEOUT = 30.0  # seconds without a byte before a connection counts as dead

@@ -23,13 +23,16 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from stages.cli import StageError, replaced_folder, stage_main, write_text
-from stages.config import load_params
-from stages.datasets import CLASS_NAMES, IMAGE_SHAPES
-from stages.drawing import curves_figure, long_history, number_axis, plain, save_png, seaborn
-from stages.evaluate import load_test_arrays
-from stages.i18n import Formatter, translator
-from stages.layout import EXERCISE_FIGURES as FIGURES
+from denselab.arrays import read_test
+from denselab.cli import StageError, stage_main
+from denselab.config import load_params
+from denselab.datasets import CLASS_NAMES, IMAGE_SHAPES
+from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, plain, save_png, seaborn
+from denselab.evaluation import SATURATION_Z, read_evidence
+from denselab.files import replaced_folder, write_text
+from denselab.history import long_history
+from denselab.i18n import N_, Language
+from denselab.layout import EXERCISE_FIGURES as FIGURES
 
 MISTAKES = 20  # the most confident misclassifications shown
 PAIR_EXAMPLES = 8  # examples of the most frequent confusion
@@ -37,20 +40,16 @@ SATURATED_SHARE = 0.95  # a sigmoid unit saturated on at least this share of the
 
 # The figures' texts; message ids of the catalogs in templates/messages/.
 LABELS = {
-    "train": "Train",
-    "validation": "Validation",
-    "accuracy": "Accuracy",
-    "loss": "Loss",
-    "epoch": "Epoch",
-    "predicted": "Predicted class",
-    "actual": "Actual class",
-    "unit": "unit %(unit)s",
-    "dead": "dead",
-    "stuck": "stuck",
-    "layer": "Layer %(layer)s: %(units)s units, %(activation)s",
-    "pre_activation": "Pre-activation z = w·x + b",
-    "share": "Share of values (%)",
-    "saturation": "sigmoid saturates (|z| > 4.6)",
+    **CURVE_LABELS,
+    "predicted": N_("Predicted class"),
+    "actual": N_("Actual class"),
+    "unit": N_("unit %(unit)s"),
+    "dead": N_("dead"),
+    "stuck": N_("stuck"),
+    "layer": N_("Layer %(layer)s: %(units)s units, %(activation)s"),
+    "pre_activation": N_("Pre-activation z = w·x + b"),
+    "share": N_("Share of values (%)"),
+    "saturation": N_("sigmoid saturates (|z| > 4.6)"),
 }
 
 
@@ -138,7 +137,7 @@ def idle_units(evidence: dict[str, np.ndarray], layer: int) -> np.ndarray:
 
 
 def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Per layer, what its units do on the test set (see evaluate.unit_evidence for the raw figures).
+    """Per layer, what its units do on the test set (see `denselab.evaluation.unit_evidence` for the raw figures).
 
     `dead`: the share of ReLU units never positive on any test sample (they pass nothing on and get no
     gradient). `stuck`: the share of sigmoid units saturated at the same end for every sample (a constant).
@@ -284,13 +283,11 @@ def weights_figure(weights: np.ndarray, shape: tuple[int, ...], states: list[str
     return figure
 
 
-def units_figure(evidence: dict[str, np.ndarray], labels: dict[str, str], fmt: Formatter):
+def units_figure(evidence: dict[str, np.ndarray], labels: dict[str, str], fmt: Language):
     """The distribution of each layer's pre-activations on the test set (a seaborn histogram per layer)."""
     sns = seaborn()
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
-
-    from stages.evaluate import SATURATION_Z
 
     layers = int(evidence["layers"])
     figure, axes = plt.subplots(1, layers, figsize=(4.2 * layers, 3.0), squeeze=False)
@@ -327,8 +324,8 @@ def write_figures(
 ) -> None:
     """Every figure of one exercise into `folder` (FIGURES; the mistakes, the pair and the weight maps only
     when there is something to show)."""
-    translate, fmt = translator(language), Formatter(language)
-    labels = {key: translate(text) for key, text in LABELS.items()}
+    fmt = Language(language)
+    labels = fmt.labels(LABELS)
     names, shape = found["class_names"], IMAGE_SHAPES[dataset]
 
     def shown(rows: list[dict]) -> tuple[list[np.ndarray], list[str]]:
@@ -357,15 +354,6 @@ def write_figures(
 # I/O
 
 
-def read_evidence(path: Path) -> dict[str, np.ndarray]:
-    """What evaluate kept, as plain arrays (no pickles allowed)."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as exc:
-        raise StageError(f"{path}: cannot read the evaluation's evidence ({exc}); run `dvc repro` to evaluate") from exc
-
-
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.explain --exercise NAME --evidence FILE.npz --prepared DIR --history FILE.csv
@@ -385,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
     variant = params.inputs[params.exercises[args.exercise].inputs]
     evidence = read_evidence(args.evidence)
-    x_test, y_test = load_test_arrays(args.prepared)
+    x_test, y_test = read_test(args.prepared)
     try:
         history = pd.read_csv(args.history)
     except (OSError, ValueError) as exc:

@@ -1,6 +1,6 @@
 """Stage `prepare@<inputs>`: flatten a dataset, optionally divide by 255, one-hot the training labels.
 
-    python -m stages.prepare mnist_scaled data/raw/mnist.npz data/prepared/mnist_scaled
+    python -m stages.prepare --inputs mnist_scaled --raw data/raw/mnist.npz --out data/prepared/mnist_scaled
 
 Writes x_train.npy (n, d) float32, y_train.npy (n, 10) float32 one-hot,
 x_test.npy (m, d) float32 and y_test.npy (m,) uint8 class indices: plain .npy
@@ -15,27 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cli import StageError, atomic_path, stage_main
-from stages.config import NUM_CLASSES, InputVariant, load_params
-from stages.datasets import check_arrays
-from stages.layout import PREPARED
-
-
-def flatten(images: np.ndarray, divide_by_255: bool) -> np.ndarray:
-    """(n, ...) uint8 images -> (n, d) float32, divided by 255 if asked."""
-    x = images.reshape(len(images), -1).astype(np.float32)
-    if divide_by_255:
-        # In place: the float32 copy above is the only one made.
-        np.divide(x, np.float32(255.0), out=x)
-    return x
-
-
-def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """Class indices (n,) or (n, 1) -> (n, num_classes) float32, as keras.utils.to_categorical."""
-    labels = labels.reshape(-1)
-    encoded = np.zeros((len(labels), num_classes), dtype=np.float32)
-    encoded[np.arange(len(labels)), labels] = 1.0
-    return encoded
+from denselab.arrays import flatten, one_hot, write_prepared
+from denselab.cli import StageError, stage_main
+from denselab.config import InputVariant, load_params
+from denselab.datasets import check_arrays, read_npz
 
 
 def prepare(arrays: dict[str, np.ndarray], variant: InputVariant) -> dict[str, np.ndarray]:
@@ -60,12 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     if args.inputs not in params.inputs:
         raise StageError(f"no input variant {args.inputs!r} in params.yaml inputs")
-    with np.load(args.raw, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    prepared = prepare(arrays, params.inputs[args.inputs])
-    for key, name in PREPARED.items():
-        with atomic_path(args.out / name) as tmp:
-            np.save(tmp, prepared[key])
+    variant = params.inputs[args.inputs]
+    prepared = prepare(read_npz(args.raw, variant.dataset), variant)
+    write_prepared(args.out, prepared)
     shapes = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in prepared.items())
     print(f"{args.inputs}: wrote {args.out}: {shapes}", file=sys.stderr)
 

@@ -3,11 +3,11 @@
     python -m stages.replicate --exercise ex3 --seed 1 --fingerprint data/fingerprints/ex3.json \
         --out reports/runs/ex3/seed-1.json
 
-Trains exactly as `train` does (same factory, loop and settings; only the seed differs) and
-evaluates exactly as `evaluate` does, then keeps what the study needs: the test accuracy and
-loss and the per-epoch history. The model itself is not kept: the lab's run keeps its model.
-The settings, arrays and code come from the exercise's fingerprint (stages/fingerprint.py),
-the stage's one dependency besides this module, so it reads no params itself.
+Trains exactly as `train` does and evaluates exactly as `evaluate` does (the same functions of
+`denselab.training` and `denselab.evaluation`; only the seed differs), then keeps what the study needs:
+the test accuracy and loss and the per-epoch history. The model itself is not kept: the lab's run keeps
+its model. The settings, arrays and code come from the exercise's fingerprint (`denselab.study`), the
+stage's one dependency, so it reads no params itself.
 """
 
 from __future__ import annotations
@@ -20,21 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cli import StageError, load_tensorflow, stage_main, write_text
-from stages.config import Exercise
+from denselab.arrays import read_test, read_training
+from denselab.cli import load_tensorflow, stage_main
+from denselab.config import Exercise
+from denselab.files import write_text
+from denselab.study import read_fingerprint
 
 
 def replicate(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, spec: Exercise, seed: int
 ) -> dict:
     """Train a fresh model of `spec` with `seed`, evaluate it on the test set; return the run's record."""
-    from stages.evaluate import evaluate
-    from stages.models import precision_of
-    from stages.train import check_finished, train
+    from denselab.evaluation import predict
+    from denselab.models import precision_of
+    from denselab.training import check_finished, fit_exercise
 
-    model, history, _ = train(x_train, y_train, spec, seed)
+    model, history, _ = fit_exercise(x_train, y_train, spec, seed)
     check_finished(history, spec, f"seed {seed}")
-    metrics, _, _ = evaluate(model, x_test, y_test)
+    metrics, _, _ = predict(model, x_test, y_test)
     return {
         "seed": seed,
         **metrics,
@@ -50,31 +53,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exercise", required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument(
-        "--fingerprint", type=Path, required=True, help="what stages.fingerprint wrote for the exercise"
-    )
+    parser.add_argument("--fingerprint", type=Path, required=True, help="what the fingerprint stage wrote for it")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    from stages.evaluate import load_test_arrays
-    from stages.fingerprint import check
-    from stages.train import load_training_arrays
-
-    try:
-        print_ = json.loads(args.fingerprint.read_text())
-        spec, folder = check(print_)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StageError(f"{args.fingerprint}: cannot read it ({exc}); run `dvc repro`") from exc
-    if print_["exercise"] != args.exercise:
-        raise StageError(f"{args.fingerprint} is the fingerprint of {print_['exercise']}, not of {args.exercise}")
-    x_train, y_train = load_training_arrays(folder)
-    x_test, y_test = load_test_arrays(folder)
+    spec, folder = read_fingerprint(args.fingerprint, args.exercise)
+    x_train, y_train = read_training(folder)
+    x_test, y_test = read_test(folder)
     print(
         f"{args.exercise}, seed {args.seed}: training on {x_train.shape[0]} samples, {spec.epochs} epochs",
         file=sys.stderr,
     )
 
     load_tensorflow()
-    from stages.train import configure_threads
+    from denselab.training import configure_threads
 
     configure_threads()
     start = time.perf_counter()

@@ -20,10 +20,11 @@ import math
 import sys
 from pathlib import Path
 
-from stages.cli import megabytes, stage_main, write_text
-from stages.config import Params, ParamsError, load_params, parameter_count
-from stages.datasets import IMAGE_SHAPES, TRAIN_ROWS
-from stages.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
+from denselab.cli import stage_main
+from denselab.config import Params, ParamsError, load_params, parameter_count
+from denselab.datasets import IMAGE_SHAPES, TRAIN_ROWS
+from denselab.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
+from denselab.files import megabytes, write_text
 
 MARKER = "params.yaml is valid\n"
 MEMINFO = Path("/proc/meminfo")

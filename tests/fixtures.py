@@ -14,10 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.config import IDX_FILES
+from denselab.config import IDX_FILES
 
 
-DELETE = object()
+class _Delete:
+    """set_key's value that removes the key; one name in test ids, the same in every test worker."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 
 def set_key(data: dict, dotted: str, value) -> None:
@@ -109,7 +116,9 @@ def write_cifar_tar(path: Path, arrays: dict[str, np.ndarray], extra: list[tarfi
     """cifar-10-python.tar.gz with five training batches and a test batch (and any `extra` members)."""
     n = len(arrays["x_train"]) // 5
     members = {
-        f"data_batch_{i + 1}": cifar_batch_bytes(arrays["x_train"][i * n : (i + 1) * n], arrays["y_train"][i * n : (i + 1) * n])
+        f"data_batch_{i + 1}": cifar_batch_bytes(
+            arrays["x_train"][i * n : (i + 1) * n], arrays["y_train"][i * n : (i + 1) * n]
+        )
         for i in range(5)
     }
     members["test_batch"] = cifar_batch_bytes(arrays["x_test"], arrays["y_test"])

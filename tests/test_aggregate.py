@@ -1,9 +1,8 @@
-"""The seeds study's statistics against hand-computed values and SciPy; the stage on tiny files."""
+"""The aggregate stage on tiny files: every run read, the study's statistics and figures written."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -14,58 +13,10 @@ import pytest
 import yaml
 from scipy import stats
 
+from denselab.config import parse_params
+from denselab.layout import exercise_file, run_file
 from stages import aggregate as A
-from stages.config import parse_params
 from tests.conftest import ROOT
-
-A5 = [0.80, 0.82, 0.84, 0.86, 0.88]
-B3 = [0.70, 0.74, 0.78]
-
-
-def test_describe_by_hand():
-    s = A.describe(pd.Series(A5), lab=0.9)
-    # mean 0.84; squared deviations 0.0016 + 0.0004 + 0 + 0.0004 + 0.0016 = 0.004, / (n - 1) = 0.001
-    sd = math.sqrt(0.001)
-    half = 2.776445 * sd / math.sqrt(5)  # t(0.975, 4 degrees of freedom) = 2.776445, from a t table
-    assert (s["n"], s["mean"], s["min"], s["max"]) == (5, 0.84, 0.8, 0.88)
-    assert s["sd"] == pytest.approx(sd, abs=1e-6)
-    assert s["ci95_low"] == pytest.approx(0.84 - half, abs=1e-6)
-    assert s["ci95_high"] == pytest.approx(0.84 + half, abs=1e-6)
-    # The lab's 0.90 lies above our range, (0.90 - 0.84) / 0.0316 = 1.90 sd above the mean.
-    assert s["lab"] == 0.9 and s["lab_in_range"] is False and s["lab_sds"] == 1.9
-    inside = A.describe(pd.Series(A5), lab=0.81)
-    assert inside["lab_in_range"] is True and inside["lab_sds"] == round((0.81 - 0.84) / sd, 2)
-    assert "lab" not in A.describe(pd.Series(A5), lab=None)
-
-
-def test_describe_matches_scipy():
-    values = pd.Series([0.9712, 0.9768, 0.9765, 0.9741, 0.9779])
-    s = A.describe(values, lab=None)
-    low, high = stats.t.interval(0.95, 4, loc=values.mean(), scale=stats.sem(values))
-    assert (s["ci95_low"], s["ci95_high"]) == (pytest.approx(low, abs=1e-6), pytest.approx(high, abs=1e-6))
-    assert s["sd"] == pytest.approx(stats.tstd(values), abs=1e-6)
-
-
-def test_welch_by_hand_and_against_scipy():
-    a, b = pd.Series(A5), pd.Series(B3)
-    w = A.welch(a, b)
-    # b - a = 0.74 - 0.84; variances 0.001 (n 5) and 0.0016 (n 3)
-    se = math.sqrt(0.001 / 5 + 0.0016 / 3)
-    df = (0.001 / 5 + 0.0016 / 3) ** 2 / ((0.001 / 5) ** 2 / 4 + (0.0016 / 3) ** 2 / 2)  # Welch-Satterthwaite
-    t = -0.10 / se
-    assert df == pytest.approx(3.5328, abs=1e-4)
-    assert w["difference"] == pytest.approx(-0.10, abs=1e-9)
-    half = stats.t.ppf(0.975, df) * se
-    assert (w["ci95_low"], w["ci95_high"]) == (pytest.approx(-0.10 - half, abs=1e-6), pytest.approx(-0.10 + half, abs=1e-6))
-    assert w["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-3)
-    assert w["p_value"] == pytest.approx(stats.ttest_ind(B3, A5, equal_var=False).pvalue, rel=1e-3)
-    assert w["p_value"] < 0.05
-
-
-def test_welch_without_spread_is_untestable():
-    w = A.welch(pd.Series([0.5, 0.5, 0.5]), pd.Series([0.6, 0.6]))
-    assert w == {"difference": 0.1, "ci95_low": None, "ci95_high": None, "p_value": None}
-
 
 # --- the stage on tiny files ----------------------------------------------------------------------
 
@@ -77,15 +28,23 @@ def write_runs(root: Path, params: dict, accuracy: dict[str, list[float]]) -> di
         folder.mkdir(parents=True, exist_ok=True)
     for name, values in accuracy.items():
         lab, *others = values
-        (folders["metrics"] / f"{name}.json").write_text(json.dumps({"test_accuracy": lab, "test_loss": 0.1}))
-        rows = ["epoch,loss,accuracy,val_loss,val_accuracy"] + [f"{e},{1 / e},{lab - 0.1 / e},{1.2 / e},{lab - 0.2 / e}" for e in (1, 2, 3)]
-        (folders["history"] / f"{name}.csv").write_text("\n".join(rows) + "\n")
+        (folders["metrics"] / exercise_file("metrics", name)).write_text(
+            json.dumps({"test_accuracy": lab, "test_loss": 0.1})
+        )
+        rows = ["epoch,loss,accuracy,val_loss,val_accuracy"] + [
+            f"{e},{1 / e},{lab - 0.1 / e},{1.2 / e},{lab - 0.2 / e}" for e in (1, 2, 3)
+        ]
+        (folders["history"] / exercise_file("history", name)).write_text("\n".join(rows) + "\n")
         for seed, value in zip(params["study"]["seeds"], others):
-            history = {"loss": [1, 0.5, 0.3], "accuracy": [value - 0.1, value - 0.05, value],
-                       "val_loss": [1.1, 0.6, 0.4], "val_accuracy": [value - 0.2, value - 0.1, value]}
+            history = {
+                "loss": [1, 0.5, 0.3],
+                "accuracy": [value - 0.1, value - 0.05, value],
+                "val_loss": [1.1, 0.6, 0.4],
+                "val_accuracy": [value - 0.2, value - 0.1, value],
+            }
             run = {"exercise": name, "seed": seed, "test_accuracy": value, "test_loss": 0.2, "history": history}
             (folders["runs"] / name).mkdir(exist_ok=True)
-            (folders["runs"] / name / f"seed-{seed}.json").write_text(json.dumps(run))
+            (folders["runs"] / name / run_file(seed)).write_text(json.dumps(run))
     return folders
 
 
@@ -105,7 +64,7 @@ def test_statistics_of_the_runs(tmp_path, study_params):
     assert list(runs["seed"]) == [42, 1, 2] * 3 and list(runs["lab_run"]) == [True, False, False] * 3
     assert set(curves["split"]) == {"train", "validation"} and set(curves["metric"]) == {"accuracy", "loss"}
     assert len(curves) == 3 * 3 * 4 * 3  # exercises x seeds x columns x epochs
-    found = A.study_statistics(runs, params)
+    found = A.aggregate(runs, params)
     assert list(found["exercises"]) == ["ex1", "ex2", "ex3"]
     assert found["exercises"]["ex2"]["mean"] == pytest.approx(0.7333333, abs=1e-6)
     assert found["exercises"]["ex2"]["lab"] == 0.7468 and found["exercises"]["ex2"]["lab_in_range"] is True
@@ -113,6 +72,19 @@ def test_statistics_of_the_runs(tmp_path, study_params):
     assert list(found["comparisons"]) == ["ex2_minus_ex1", "ex3_minus_ex2"]
     expected = stats.ttest_ind(ACCURACY["ex2"], ACCURACY["ex1"], equal_var=False).pvalue
     assert found["comparisons"]["ex2_minus_ex1"]["p_value"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_figures_come_out_the_same_every_time(tmp_path, study_params):
+    """Drawn twice from the same runs, every file is byte for byte the same: the report that embeds them, and DVC
+    after them, see no change where there was none (a jittered strip plot drew its dots at random)."""
+    params = parse_params(study_params)
+    runs, curves = A.read_runs(params, *write_runs(tmp_path, study_params, ACCURACY).values())
+    statistics = A.aggregate(runs, params)
+    drawn = []
+    for name in ("first", "second"):
+        A.write_figures(tmp_path / name, runs, curves, statistics, "en")
+        drawn.append({p.name: p.read_bytes() for p in (tmp_path / name).iterdir()})
+    assert drawn[0] == drawn[1] and len(drawn[0]) == 2 + 3  # the table, the overview, three exercises' curves
 
 
 def test_a_missing_run_names_its_file(tmp_path, study_params):
@@ -131,20 +103,42 @@ def test_main_writes_metrics_table_and_figures_without_tensorflow(tmp_path, stud
     figures = tmp_path / "study"
     (figures / "stale.png").parent.mkdir()
     (figures / "stale.png").write_bytes(b"old")
-    args = ["--metrics", folders["metrics"], "--history", folders["history"], "--runs", folders["runs"],
-            "--out", tmp_path / "study.json", "--figures", figures]
+    args = [
+        "--metrics",
+        folders["metrics"],
+        "--history",
+        folders["history"],
+        "--runs",
+        folders["runs"],
+        "--out",
+        tmp_path / "study.json",
+        "--figures",
+        figures,
+    ]
     code = (
         f"import sys; from stages.aggregate import main; main({[str(a) for a in args]!r}); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
     assert "ex2: 73.33% ± 3.06% over 3 runs" in out.stderr
     metrics = json.loads((tmp_path / "study.json").read_text())
     assert set(metrics) == {"exercises", "comparisons"}
-    assert sorted(p.name for p in figures.iterdir()) == ["curves-ex1.png", "curves-ex2.png", "curves-ex3.png", "overview.png", "runs.csv"]
+    assert sorted(p.name for p in figures.iterdir()) == [
+        "curves-ex1.png",
+        "curves-ex2.png",
+        "curves-ex3.png",
+        "overview.png",
+        "runs.csv",
+    ]
     for png in figures.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
     table = pd.read_csv(figures / "runs.csv")

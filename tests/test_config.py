@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.config import ParamsError, load_params, parse_params
+from denselab.config import ParamsError, load_params, parse_params
 from tests.conftest import ROOT
 from tests.fixtures import DELETE, set_key
 
@@ -21,7 +21,11 @@ def test_real_params_hold_the_labs_settings():
     ex5 = params.exercises["ex5"]
     assert (ex5.learning_rate, ex5.epochs, params.inputs[ex5.inputs].dataset) == (0.0001, 30, "cifar10")
     assert {k: e.lab_test_accuracy for k, e in params.exercises.items()} == {
-        "baseline": 0.0995, "ex1": 0.8862, "ex2": 0.7468, "ex3": 0.9798, "ex5": 0.551,
+        "baseline": 0.0995,
+        "ex1": 0.8862,
+        "ex2": 0.7468,
+        "ex3": 0.9798,
+        "ex5": 0.551,
     }
 
 
@@ -29,6 +33,8 @@ BAD = [
     # (dotted key to change, new value, text the error must contain)
     ("seed", "42", "seed: expected an integer"),
     ("seed", DELETE, "seed: missing"),
+    ("seed", None, "seed: expected an integer >= 0, got nothing (null)"),
+    ("studdy", {"seeds": [5]}, "studdy: unknown key; allowed here: datasets, exercises, inputs, report, seed, study"),
     ("extra", 1, "extra: unknown key"),
     ("exercises.ex2.epochs", "ten", "exercises.ex2.epochs: expected an integer >= 1, got str 'ten'"),
     ("exercises.ex2.epochs", True, "exercises.ex2.epochs: expected an integer >= 1, got a boolean"),
@@ -59,7 +65,11 @@ BAD = [
     ("datasets.svhn", {"url": "https://x/y", "sha256": "0" * 64}, "datasets.svhn: unknown dataset name"),
     ("report.language", "fr", "report.language: unknown language 'fr'; allowed: en, vi"),
     ("exercises.ex2.lab_test_accuracy", 97.98, "exercises.ex2.lab_test_accuracy: expected a number in [0, 1]"),
-    ("exercises.ex2.precision", "bfloat16", "exercises.ex2.precision: unknown precision 'bfloat16'; allowed: float32, mixed_bfloat16; did you mean 'mixed_bfloat16'?"),
+    (
+        "exercises.ex2.precision",
+        "bfloat16",
+        "exercises.ex2.precision: unknown precision 'bfloat16'; allowed: float32, mixed_bfloat16; did you mean 'mixed_bfloat16'?",
+    ),
     ("exercises.ex2.precision", DELETE, "exercises.ex2.precision: missing (required)"),
     # The seeds study.
     ("study.seeds", [], "study.seeds: expected a non-empty list, got a list"),
@@ -69,9 +79,17 @@ BAD = [
     ("study.seeds", [1, "3"], "study.seeds[1]: expected an integer >= 0, got str '3'"),
     ("study.seeds", [1, True], "study.seeds[1]: expected an integer >= 0, got a boolean"),
     ("study.seeds", [1, 2, 1], "study.seeds[2]: 1 is already in the list"),
-    ("study.seeds", [1, 42], "study.seeds: 42 is the top-level seed; its run (the lab's run) is always part of the study"),
+    (
+        "study.seeds",
+        [1, 42],
+        "study.seeds: 42 is the top-level seed; its run (the lab's run) is always part of the study",
+    ),
     ("study.exercises", [], "study.exercises: expected a non-empty list"),
-    ("study.exercises", ["ex1", "ex9"], "study.exercises[1]: unknown exercise 'ex9'; allowed: baseline, ex1, ex2, ex3, ex5"),
+    (
+        "study.exercises",
+        ["ex1", "ex9"],
+        "study.exercises[1]: unknown exercise 'ex9'; allowed: baseline, ex1, ex2, ex3, ex5",
+    ),
     ("study.exercises", ["ex1", "ex22"], "did you mean 'ex2'?"),
     ("study.exercises", ["ex1", "ex1"], "study.exercises[1]: 'ex1' is already in the list"),
     ("study.runs", 3, "study.runs: unknown key; allowed here: exercises, seeds"),
@@ -96,7 +114,7 @@ def test_study_runs_the_lab_seed_first_then_the_listed_ones(params_copy):
 
 
 def test_one_change_pairs_are_the_labs_comparisons(params_copy):
-    from stages.config import one_change_pairs
+    from denselab.config import one_change_pairs
 
     params = parse_params(params_copy)
     assert one_change_pairs(params) == [("ex1", "ex2", "activations"), ("ex2", "ex3", "input scaling")]
@@ -121,6 +139,6 @@ def test_config_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, stages.config as c; c.load_params(); print('tensorflow' in sys.modules)"
+    code = "import sys, denselab.config as c; c.load_params(); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

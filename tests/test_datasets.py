@@ -11,8 +11,16 @@ import tarfile
 import numpy as np
 import pytest
 
-from stages.config import IDX_FILES
-from stages.datasets import DataError, check_arrays, mnist_from_idx, read_cifar_batch, read_cifar_tar, read_idx, read_npz
+from denselab.config import IDX_FILES
+from denselab.datasets import (
+    DataError,
+    check_arrays,
+    mnist_from_idx,
+    read_cifar_batch,
+    read_cifar_tar,
+    read_idx,
+    read_npz,
+)
 from tests.conftest import REAL_MNIST
 from tests.fixtures import cifar_arrays, idx_bytes, mnist_arrays, write_cifar_tar, write_idx_files, write_mnist_npz
 
@@ -37,7 +45,9 @@ def test_idx_hash_mismatch_names_file_and_both_hashes(tmp_path):
     arrays = mnist_arrays()
     hashes = write_idx_files(tmp_path, arrays)
     hashes["t10k-labels-idx1-ubyte"] = "0" * 64
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: sha256 mismatch: expected 0{64}, got [0-9a-f]{64}"):
+    with pytest.raises(
+        DataError, match=r"t10k-labels-idx1-ubyte.gz: sha256 mismatch: expected 0{64}, got [0-9a-f]{64}"
+    ):
         mnist_from_idx(_idx_paths(tmp_path, True), hashes)
 
 

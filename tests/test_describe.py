@@ -7,28 +7,41 @@ import json
 import numpy as np
 import pytest
 
+from denselab.layout import DATASET_FIGURES, DATASET_SUMMARY, raw_file
 from stages import describe as D
-from stages.layout import DATASET_FIGURES, DATASET_SUMMARY, raw_file
 from tests.fixtures import cifar_arrays, mnist_arrays
 
 
 def test_shapes_before_and_after_flattening_and_class_counts():
     arrays = mnist_arrays(n_train=120, n_test=40)
     found = D.describe("mnist", arrays)
-    assert found["shapes"]["before"] == {"x_train": [120, 28, 28], "y_train": [120], "x_test": [40, 28, 28], "y_test": [40]}
+    assert found["shapes"]["before"] == {
+        "x_train": [120, 28, 28],
+        "y_train": [120],
+        "x_test": [40, 28, 28],
+        "y_test": [40],
+    }
     # What prepare makes of them: flat rows, one-hot training labels (the lab's Hình 2).
-    assert found["shapes"]["after"] == {"x_train": [120, 784], "y_train": [120, 10], "x_test": [40, 784], "y_test": [40]}
+    assert found["shapes"]["after"] == {
+        "x_train": [120, 784],
+        "y_train": [120, 10],
+        "x_test": [40, 784],
+        "y_test": [40],
+    }
     assert found["counts"]["train"] == np.bincount(arrays["y_train"], minlength=10).tolist()
     assert found["counts"]["test"] == [4] * 10
     cifar = D.describe("cifar10", cifar_arrays(n_per_batch=20, n_test=20))
-    assert cifar["shapes"]["before"]["x_train"] == [100, 32, 32, 3] and cifar["shapes"]["after"]["x_train"] == [100, 3072]
+    assert cifar["shapes"]["before"]["x_train"] == [100, 32, 32, 3] and cifar["shapes"]["after"]["x_train"] == [
+        100,
+        3072,
+    ]
     assert cifar["class_names"][3] == "cat"
 
 
 def test_main_writes_the_summary_and_every_figure_of_every_dataset(tmp_path, monkeypatch):
     from PIL import Image
 
-    from stages import datasets
+    from denselab import datasets
     from tests.conftest import ROOT
 
     monkeypatch.chdir(tmp_path)
@@ -51,7 +64,10 @@ def test_main_writes_the_summary_and_every_figure_of_every_dataset(tmp_path, mon
                 image.verify()
     summary = json.loads((tmp_path / "out" / "cifar10" / DATASET_SUMMARY).read_text())
     assert summary["class_names"][:2] == ["<i>plane</i>", "$car$"] and sum(summary["counts"]["train"]) == 20
-    assert json.loads((tmp_path / "out" / "mnist" / DATASET_SUMMARY).read_text())["shapes"]["after"]["x_train"] == [30, 784]
+    assert json.loads((tmp_path / "out" / "mnist" / DATASET_SUMMARY).read_text())["shapes"]["after"]["x_train"] == [
+        30,
+        784,
+    ]
 
 
 def test_a_bad_download_stops_the_stage_and_keeps_the_previous_figures(tmp_path, monkeypatch, capsys):

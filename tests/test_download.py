@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
+from denselab.config import DatasetSource, parse_params
+from denselab.datasets import DataError
 from stages import download as dl
-from stages.config import DatasetSource, parse_params
-from stages.datasets import DataError
 from tests.fixtures import cifar_arrays, mnist_arrays, sha256, write_cifar_tar, write_idx_files, write_mnist_npz
 
 
@@ -142,7 +142,9 @@ def test_main_writes_keras_shaped_arrays(server, mnist_npz, tmp_path, params_cop
 
 
 @pytest.mark.parametrize("fault", ["hash", "404", "500", "truncated", "corrupt"])
-def test_main_leaves_nothing_under_data_on_failure(server, mnist_npz, tmp_path, params_copy, monkeypatch, capsys, fault):
+def test_main_leaves_nothing_under_data_on_failure(
+    server, mnist_npz, tmp_path, params_copy, monkeypatch, capsys, fault
+):
     _, path = mnist_npz
     body = path.read_bytes()
     digest = sha256(path)

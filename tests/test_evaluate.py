@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.evaluate import SATURATION_Z, predictions_csv
+from denselab.evaluation import SATURATION_Z
+from stages.evaluate import predictions_csv
 
 
 def test_predictions_csv():
@@ -17,13 +18,14 @@ def test_evaluate_with_a_model():
     from stages.evaluate import evaluate
 
     # A fixed linear model whose argmax is the index of the largest input feature.
-    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(10, activation="sigmoid", use_bias=False)])
-    model.layers[0].set_weights([np.eye(10, dtype=np.float32) * 5])
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(10, activation="sigmoid")])
+    model.layers[0].set_weights([np.eye(10, dtype=np.float32) * 5, np.zeros(10, np.float32)])
     model.compile(loss=keras.losses.BinaryCrossentropy())
     x = np.eye(10, dtype=np.float32)[[0, 1, 2, 3, 3]]
     y = np.array([0, 1, 2, 3, 4], dtype=np.uint8)
-    metrics, probabilities, y_pred = evaluate(model, x, y)
-    assert y_pred.tolist() == [0, 1, 2, 3, 3] and probabilities.shape == (5, 10)
+    metrics, y_pred, evidence = evaluate(model, x, y)
+    probabilities = evidence["probabilities"]
+    assert y_pred.tolist() == [0, 1, 2, 3, 3] and probabilities.shape == (5, 10) and int(evidence["layers"]) == 1
     assert metrics["test_accuracy"] == 0.8
     p = 1 / (1 + np.exp(-5.0))
     # Per sample: the hot output is p (or 0.5 off-target), the other nine 0.5.
@@ -35,11 +37,13 @@ def test_evaluate_with_a_model():
 
 def test_unit_evidence_by_hand():
     keras = pytest.importorskip("keras")
-    from stages.evaluate import unit_evidence
+    from denselab.evaluation import unit_evidence
 
     # Hidden ReLU units: z0 = x0 - x1 (on for the first sample only), z1 = -x0 - x1 (never on: dead).
     # Output sigmoid units: 10·h0 saturates on the first sample, not on the second.
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(2, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(2, activation="relu"), keras.layers.Dense(2, activation="sigmoid")]
+    )
     model.layers[0].set_weights([np.array([[1.0, -1.0], [-1.0, -1.0]], np.float32), np.zeros(2, np.float32)])
     model.layers[1].set_weights([np.array([[10.0, 0.0], [0.0, 0.0]], np.float32), np.array([0.0, -6.0], np.float32)])
     x = np.array([[2.0, 1.0], [0.0, 3.0]], np.float32)

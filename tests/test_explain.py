@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from denselab.datasets import CLASS_NAMES
+from denselab.layout import EXERCISE_FIGURES
 from stages import explain as X
-from stages.datasets import CLASS_NAMES
-from stages.layout import EXERCISE_FIGURES
 from tests.test_report import evidence_for
 
 DIGITS = CLASS_NAMES["mnist"]
@@ -21,7 +21,13 @@ def test_classification_by_hand():
     assert found["confusion_matrix"] == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
     assert (found["accuracy"], found["correct"], found["samples"]) == (round(4 / 6, 6), 4, 6)
     c0, c1, c2 = found["per_class"]
-    assert (c0["name"], c0["support"], c0["correct"], c0["accuracy"], c0["precision"]) == ("a", 3, 2, round(2 / 3, 6), round(2 / 3, 6))
+    assert (c0["name"], c0["support"], c0["correct"], c0["accuracy"], c0["precision"]) == (
+        "a",
+        3,
+        2,
+        round(2 / 3, 6),
+        round(2 / 3, 6),
+    )
     assert (c1["recall"], c1["precision"], c1["f1"]) == (1.0, round(2 / 3, 6), 0.8)
     # Never predicted: precision undefined (not 0%); F1 is 0, as scikit-learn defines it when recall is 0.
     assert (c2["accuracy"], c2["precision"], c2["f1"]) == (0.0, None, 0.0)
@@ -53,8 +59,14 @@ def test_mistakes_most_confident_first_and_the_top_confusion():
     assert wrong["index"].tolist() == [4, 2, 3, 1]
     assert wrong["predicted"].tolist() == [8, 5, 8, 7]
     assert wrong["probability"].iloc[0] == pytest.approx(0.99)
-    found = X.explanation({**evidence_for([{"units": 10, "activation": "sigmoid"}], probabilities.argmax(1)),
-                           "probabilities": probabilities}, y_true, DIGITS)
+    found = X.explanation(
+        {
+            **evidence_for([{"units": 10, "activation": "sigmoid"}], probabilities.argmax(1)),
+            "probabilities": probabilities,
+        },
+        y_true,
+        DIGITS,
+    )
     assert found["pair"]["actual"] == 3 and found["pair"]["predicted"] == 8 and found["pair"]["count"] == 2
     assert [e["index"] for e in found["pair"]["examples"]] == [4, 3]
     assert len(found["mistakes"]) == 4  # fewer than MISTAKES: all of them
@@ -63,15 +75,31 @@ def test_mistakes_most_confident_first_and_the_top_confusion():
 def test_unit_diagnostics_by_hand():
     evidence = {
         "layers": np.array(3),
-        "activation_0": np.array("relu"), "positive_0": np.array([0.0, 0.5, 0.0, 0.25]),
-        "low_0": np.zeros(4), "high_0": np.zeros(4), "median_abs_0": np.array(1500.0), "silent_0": np.array(0.3),
-        "activation_1": np.array("sigmoid"), "positive_1": np.array([0.0, 1.0, 0.5]),
-        "low_1": np.array([1.0, 0.0, 0.5]), "high_1": np.array([0.0, 1.0, 0.46]), "median_abs_1": np.array(9.0),
-        "activation_2": np.array("linear"), "positive_2": np.array([0.5] * 10),
-        "low_2": np.zeros(10), "high_2": np.zeros(10), "median_abs_2": np.array(2.0),
+        "activation_0": np.array("relu"),
+        "positive_0": np.array([0.0, 0.5, 0.0, 0.25]),
+        "low_0": np.zeros(4),
+        "high_0": np.zeros(4),
+        "median_abs_0": np.array(1500.0),
+        "silent_0": np.array(0.3),
+        "activation_1": np.array("sigmoid"),
+        "positive_1": np.array([0.0, 1.0, 0.5]),
+        "low_1": np.array([1.0, 0.0, 0.5]),
+        "high_1": np.array([0.0, 1.0, 0.46]),
+        "median_abs_1": np.array(9.0),
+        "activation_2": np.array("linear"),
+        "positive_2": np.array([0.5] * 10),
+        "low_2": np.zeros(10),
+        "high_2": np.zeros(10),
+        "median_abs_2": np.array(2.0),
     }
     relu, sigmoid, linear = X.unit_diagnostics(evidence)
-    assert (relu["hidden"], relu["units"], relu["dead"], relu["active_per_sample"], relu["stuck"]) == (True, 4, 0.5, 0.75, None)
+    assert (relu["hidden"], relu["units"], relu["dead"], relu["active_per_sample"], relu["stuck"]) == (
+        True,
+        4,
+        0.5,
+        0.75,
+        None,
+    )
     assert relu["silent"] == 0.3 and sigmoid["silent"] is None
     # Stuck: saturated at the same end on every sample (units 0 and 1); saturated: on >= 95% (unit 2 too).
     assert (sigmoid["stuck"], sigmoid["saturated"], sigmoid["dead"]) == (round(2 / 3, 6), 1.0, None)
@@ -95,8 +123,15 @@ def test_figures_of_a_model_without_hidden_layers_and_without_mistakes(tmp_path)
     found = X.explanation(evidence, y, DIGITS)
     assert found["mistakes"] == [] and found["pair"] is None and found["weight_units"] == []
     assert [u["hidden"] for u in found["units"]] == [False]
-    history = pd.DataFrame({"epoch": [1, 2], "loss": [0.5, 0.4], "accuracy": [0.8, 0.9], "val_loss": [0.5, 0.45],
-                            "val_accuracy": [0.8, 0.85]})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "loss": [0.5, 0.4],
+            "accuracy": [0.8, 0.9],
+            "val_loss": [0.5, 0.45],
+            "val_accuracy": [0.8, 0.85],
+        }
+    )
     x = np.random.default_rng(0).random((20, 784), dtype=np.float32)
     X.write_figures(tmp_path / "figs", found, evidence, x, history, "mnist", 1.0, "en")
     _check_pngs(tmp_path / "figs", {EXERCISE_FIGURES[k] for k in ("curves", "confusion", "units")})
@@ -127,10 +162,9 @@ def test_figures_of_cifar_with_markup_in_class_names_and_few_mistakes(tmp_path, 
 
 
 def test_figure_labels_follow_the_language():
-    from stages.i18n import translator
+    from denselab.i18n import Language
 
-    translate = translator("vi")
-    labels = {key: translate(text) for key, text in X.LABELS.items()}
+    labels = Language("vi").labels(X.LABELS)
     assert labels["predicted"] != X.LABELS["predicted"]
     figure = X.confusion_figure(np.eye(10, dtype=int).tolist(), DIGITS, labels)
     ax = figure.axes[0]
@@ -138,7 +172,7 @@ def test_figure_labels_follow_the_language():
 
 
 def test_main_writes_the_numbers_and_the_figures(tmp_path, monkeypatch):
-    from stages.evaluate import write_evidence
+    from denselab.evaluation import write_evidence
     from tests.conftest import ROOT
 
     monkeypatch.chdir(tmp_path)
@@ -150,15 +184,16 @@ def test_main_writes_the_numbers_and_the_figures(tmp_path, monkeypatch):
     np.save(prepared / "y_test.npy", y)
     y_pred = (y + (np.arange(30) % 4 == 0)) % 10
     evidence = evidence_for([{"units": 784, "activation": "relu"}, {"units": 10, "activation": "sigmoid"}], y_pred)
-    write_evidence(tmp_path / "ex3.npz", evidence.pop("probabilities"), evidence)
-    (tmp_path / "ex3.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.8,0.5,0.8\n2,0.4,0.9,0.45,0.85\n")
-    X.main(["--exercise", "ex3", "--evidence", "ex3.npz", "--prepared", "prepared", "--history", "ex3.csv",
-            "--out", "out/ex3.json", "--figures", "figures/ex3"])
+    write_evidence(tmp_path / "ex3.npz", evidence)
+    (tmp_path / "ex3.csv").write_text(
+        "epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.8,0.5,0.8\n2,0.4,0.9,0.45,0.85\n"
+    )
+    args = "--exercise ex3 --evidence ex3.npz --prepared prepared --history ex3.csv --out out/ex3.json --figures figures/ex3"
+    X.main(args.split())
     found = json.loads((tmp_path / "out" / "ex3.json").read_text())
     assert found["correct"] == int(np.sum(y_pred == y)) and len(found["mistakes"]) == int(np.sum(y_pred != y))
     assert found["units"][0]["dead"] == 0.25
     _check_pngs(tmp_path / "figures" / "ex3", set(EXERCISE_FIGURES.values()))
     with pytest.raises(SystemExit):  # a test set that does not match the evidence: one clear line
         np.save(prepared / "y_test.npy", y[:20])
-        X.main(["--exercise", "ex3", "--evidence", "ex3.npz", "--prepared", "prepared", "--history", "ex3.csv",
-                "--out", "out/ex3.json", "--figures", "figures/ex3"])
+        X.main(args.split())

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from stages.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
+from denselab.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
 from tests.conftest import ROOT
 
 
@@ -64,7 +64,7 @@ def test_chunks_gather_paired_rows_in_order_from_a_memory_map(tmp_path):
 
 
 def test_feed_does_not_import_tensorflow():
-    code = "import sys, stages.feed; print('tensorflow' in sys.modules)"
+    code = "import sys, denselab.feed; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -99,11 +99,12 @@ def test_read_ahead_brings_an_evicted_file_into_the_page_cache(tmp_path):
 def _mapped_kib(path) -> int:
     """Resident KiB of this process's mappings of `path` (from /proc/self/smaps)."""
     total, inside = 0, False
-    for line in open("/proc/self/smaps"):
-        if not line.split()[0].endswith(":"):  # a mapping's header line: address range ... path
-            inside = line.rstrip().endswith(str(path))
-        elif inside and line.startswith("Rss:"):
-            total += int(line.split()[1])
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            if not line.split()[0].endswith(":"):  # a mapping's header line: address range ... path
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
     return total
 
 
@@ -125,7 +126,7 @@ def test_gathered_pages_are_given_back_chunk_by_chunk(tmp_path):
 
 def test_a_numpy_without_the_private_mmap_still_feeds_every_row(tmp_path, monkeypatch):
     """np.memmap's `_mmap` is private: where it is missing, pages are simply not given back."""
-    from stages import feed
+    from denselab import feed
 
     path = tmp_path / "x.npy"
     x_full = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)

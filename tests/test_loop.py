@@ -9,18 +9,18 @@ import re
 import numpy as np
 import pytest
 
-from stages.config import InputVariant, Layer, load_params
-from stages.feed import epoch_order, split_point
+from denselab.config import InputVariant, Layer, load_params
+from denselab.feed import epoch_order, split_point
 from stages.prepare import prepare
 from tests.conftest import ROOT
 from tests.fixtures import mnist_arrays
 
 keras = pytest.importorskip("keras")
 
-from stages import loop, models  # noqa: E402
-from stages.loop import fit, keras_fit  # noqa: E402
-from stages.models import compile_model, make_model  # noqa: E402
-from stages.train import seed_everything  # noqa: E402
+from denselab import loop, models
+from denselab.loop import FitSettings, fit, keras_fit
+from denselab.models import compile_model, make_model
+from denselab.training import fit_exercise, seed_everything
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +41,26 @@ def test_loop_matches_keras_fit_on_the_same_batches(data, batch_size):
     split = split_point(len(x), spec.validation_split)
 
     ours = _model(spec, x.shape[1])
-    history, seconds = fit(ours, x, y, batch_size, spec.epochs, spec.validation_split, seed=9, verbose=0)
+    history, seconds = fit(ours, x, y, FitSettings(batch_size, spec.epochs, spec.validation_split, seed=9, verbose=0))
 
     # The fallback path: Keras' fit, one epoch per call, fed the rows in the loop's order (held-out rows last).
     keras_model = _model(spec, x.shape[1])
-    expected, keras_seconds = keras_fit(keras_model, x, y, batch_size, spec.epochs, spec.validation_split, seed=9, verbose=0)
+    expected, keras_seconds = keras_fit(
+        keras_model, x, y, FitSettings(batch_size, spec.epochs, spec.validation_split, seed=9, verbose=0)
+    )
     assert len(keras_seconds) == spec.epochs
 
-    assert len(seconds) == spec.epochs and set(history) == set(expected) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(seconds) == spec.epochs and set(history) == set(expected) == {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+    }
     for name in expected:
         np.testing.assert_allclose(history[name], expected[name], rtol=1e-5, err_msg=name)
-    assert int(ours.optimizer.iterations) == int(keras_model.optimizer.iterations) == spec.epochs * -(-split // batch_size)
+    assert (
+        int(ours.optimizer.iterations) == int(keras_model.optimizer.iterations) == spec.epochs * -(-split // batch_size)
+    )
     for a, b in zip(ours.get_weights(), keras_model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -68,14 +77,12 @@ def test_keras_fit_feeds_the_loops_order():
             return type("H", (), {"history": {"loss": [0.5]}})()
 
     x = np.arange(20, dtype=np.float32).reshape(10, 2)
-    keras_fit(Recorder(), x, np.zeros((10, 10), np.float32), 4, 2, 0.2, seed=3, verbose=0)
+    keras_fit(Recorder(), x, np.zeros((10, 10), np.float32), FitSettings(4, 2, 0.2, seed=3, verbose=0))
     for epoch, (rows, shuffle, split) in enumerate(seen):
         assert rows.tolist() == [*(2 * epoch_order(8, 4, 3, epoch)).tolist(), 16, 18] and not shuffle and split == 0.2
 
 
 def test_training_falls_back_to_keras_fit_when_an_internal_is_missing(data, capsys, monkeypatch):
-    from stages.train import train
-
     x, y = data
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], batch_size=32, epochs=2)
     model = _model(spec, x.shape[1])
@@ -86,20 +93,21 @@ def test_training_falls_back_to_keras_fit_when_an_internal_is_missing(data, caps
     monkeypatch.undo()
     # Another backend: the loop compiles TensorFlow graphs, Keras' fit runs on any backend.
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    model, history, seconds = train(x, y, spec, seed=1, verbose=0)
-    assert "fast training loop unavailable (Keras runs on jax, the loop compiles TensorFlow graphs)" in capsys.readouterr().err
+    model, history, seconds = fit_exercise(x, y, spec, seed=1, verbose=0)
+    assert (
+        "fast training loop unavailable (Keras runs on jax, the loop compiles TensorFlow graphs)"
+        in capsys.readouterr().err
+    )
     assert len(history["val_accuracy"]) == 2 and len(seconds) == 2 and int(model.optimizer.iterations) == 2 * 6
 
 
 def test_training_falls_back_to_keras_adam_when_fused_adam_cannot_work(data, capsys, monkeypatch):
-    from stages.train import train
-
     x, y = data
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], batch_size=32, epochs=2)
-    fused, _, _ = train(x, y, spec, seed=1, verbose=0)
+    fused, _, _ = fit_exercise(x, y, spec, seed=1, verbose=0)
     assert type(fused.optimizer) is models.FusedAdam
     monkeypatch.setattr(models.FusedAdam, "_get_variable_index", None)
-    plain, history, _ = train(x, y, spec, seed=1, verbose=0)
+    plain, history, _ = fit_exercise(x, y, spec, seed=1, verbose=0)
     assert "fused Adam unavailable (the optimizer's _get_variable_index is missing)" in capsys.readouterr().err
     assert type(plain.optimizer) is keras.optimizers.Adam and len(history["loss"]) == 2
     for a, b in zip(fused.get_weights(), plain.get_weights()):  # the same arithmetic
@@ -110,8 +118,8 @@ def test_each_epoch_reports_its_progress(data, capsys):
     x, y = data
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], epochs=3)
     seen = []
-    fit(_model(spec, x.shape[1]), x, y, 64, 3, spec.validation_split, seed=1, verbose=2,
-        on_epoch=lambda history, seconds: seen.append((len(history["loss"]), len(seconds))))
+    on_epoch = lambda history, seconds: seen.append((len(history["loss"]), len(seconds)))
+    fit(_model(spec, x.shape[1]), x, y, FitSettings(64, 3, spec.validation_split, seed=1, verbose=2, on_epoch=on_epoch))
     assert seen == [(1, 1), (2, 2), (3, 3)]
     lines = capsys.readouterr().out.splitlines()
     assert all(re.match(r"Epoch \d/3 - [\d.]+s - \d+s left - loss: ", line) for line in lines), lines
@@ -123,7 +131,9 @@ def test_loop_stops_when_the_loss_is_not_finite(data, capsys):
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], epochs=3)
     y = y.copy()
     y[7, 0] = np.nan  # one bad label poisons the first epoch's loss
-    history, seconds = fit(_model(spec, x.shape[1]), x, y, 32, spec.epochs, spec.validation_split, seed=1, verbose=0)
+    history, seconds = fit(
+        _model(spec, x.shape[1]), x, y, FitSettings(32, spec.epochs, spec.validation_split, seed=1, verbose=0)
+    )
     assert history == {} and seconds == []
     assert "invalid loss" in capsys.readouterr().err
 
@@ -131,7 +141,7 @@ def test_loop_stops_when_the_loss_is_not_finite(data, capsys):
 def test_one_line_per_epoch(data, capsys):
     x, y = data
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], epochs=2)
-    fit(_model(spec, x.shape[1]), x, y, 64, spec.epochs, spec.validation_split, seed=1, verbose=2)
+    fit(_model(spec, x.shape[1]), x, y, FitSettings(64, spec.epochs, spec.validation_split, seed=1, verbose=2))
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]
     assert all("val_accuracy: " in line for line in lines) and "\r" not in "".join(lines)
@@ -141,4 +151,4 @@ def test_too_few_rows_to_train_on_is_an_error(data):
     x, y = data
     spec = load_params(ROOT / "params.yaml").exercises["ex3"]
     with pytest.raises(ValueError, match="no rows left to train on: 1 rows"):
-        fit(_model(spec, x.shape[1]), x[:1], y[:1], 32, 1, spec.validation_split, seed=1, verbose=0)
+        fit(_model(spec, x.shape[1]), x[:1], y[:1], FitSettings(32, 1, spec.validation_split, seed=1, verbose=0))

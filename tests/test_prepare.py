@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.config import InputVariant
-from stages.datasets import DataError
+from denselab.config import InputVariant
+from denselab.datasets import DataError
 from stages.prepare import flatten, one_hot, prepare
 from tests.fixtures import cifar_arrays, mnist_arrays
 

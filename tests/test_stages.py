@@ -1,6 +1,6 @@
-"""The stages as a whole: every runtime requirement is used by some stage, no stage imports what it does not use,
-each depends on the code it runs, DVC runs validate before all the others, and the committed .gitignore files
-already list what DVC caches."""
+"""The stages and the library as a whole: every runtime requirement is used, no module imports what it does not use,
+no stage imports another stage, each stage depends on the code it runs, DVC runs sources and validate before all the
+others, and the committed .gitignore files already list what DVC caches."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ IMPORTED_AS = {
     "matplotlib": "matplotlib",
     "seaborn": "seaborn",
     "Jinja2": "jinja2",
+    "Babel": "babel",
     "PyYAML": "yaml",
 }
 # Requirements no stage imports, and why they are there.
@@ -44,8 +45,16 @@ def requirements() -> list[str]:
     return names
 
 
-def stage_modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted((ROOT / "stages").glob("*.py"))}
+PACKAGES = ("stages", "denselab")
+
+
+def modules() -> dict[str, ast.Module]:
+    """Every module of the stages and of the library, by dotted name."""
+    return {
+        f"{package}.{p.stem}": ast.parse(p.read_text(), str(p))
+        for package in PACKAGES
+        for p in sorted((ROOT / package).glob("*.py"))
+    }
 
 
 def imported_modules(tree: ast.Module) -> set[str]:
@@ -63,15 +72,15 @@ def test_every_runtime_requirement_is_imported_by_a_stage():
     assert {"dvc", "numpy", "pandas", "scikit-learn", "seaborn"} <= set(wanted)  # the parser read the file
     unclassified = [name for name in wanted if name not in IMPORTED_AS and name not in NOT_IMPORTED]
     assert unclassified == [], "say which module each new requirement is imported as, or why none is"
-    imported = set().union(*(imported_modules(tree) for tree in stage_modules().values()))
+    imported = set().union(*(imported_modules(tree) for tree in modules().values()))
     unused = [name for name in wanted if name in IMPORTED_AS and IMPORTED_AS[name] not in imported]
     assert unused == []
 
 
-def test_no_stage_imports_what_it_does_not_use():
+def test_no_module_imports_what_it_does_not_use():
     unused = []
-    for module, tree in stage_modules().items():
-        source = (ROOT / "stages" / f"{module}.py").read_text().splitlines()
+    for module, tree in modules().items():
+        source = (ROOT / f"{module.replace('.', '/')}.py").read_text().splitlines()
         used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "module", None) == "__future__":
@@ -81,7 +90,7 @@ def test_no_stage_imports_what_it_does_not_use():
             for alias in node.names:
                 name = alias.asname or alias.name.split(".")[0]
                 if name not in used:
-                    unused.append(f"stages/{module}.py:{node.lineno} {name}")
+                    unused.append(f"{module}:{node.lineno} {name}")
     assert unused == []
 
 
@@ -92,16 +101,30 @@ def test_the_checks_see_an_unused_import():
 
 
 def local_imports(tree: ast.Module) -> set[str]:
-    """The stages.* modules a module imports, anywhere in it (function-level imports included)."""
+    """The project's modules (stages.*, denselab.*) a module imports, anywhere in it (function-level imports
+    included), by dotted name."""
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "stages":
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stages."):
-            found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom) and node.module in PACKAGES:
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+            found.add(node.module)
         elif isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("stages.")}
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] in PACKAGES}
     return found
+
+
+def test_no_stage_imports_another_stage():
+    """Stages are entry points: what two stages share lives in the library (denselab), never in a stage."""
+    graph = {name: local_imports(tree) for name, tree in modules().items()}
+    assert len(graph) > 25 and "denselab.models" in graph["denselab.training"] | reachable(graph, "denselab.training")
+    crossing = {name: sorted(m for m in imports if m.startswith("stages.")) for name, imports in graph.items()}
+    assert {name: found for name, found in crossing.items() if found} == {}
+    # The check sees a stage that imports another.
+    assert local_imports(ast.parse("from stages.train import train\nfrom stages import prepare")) == {
+        "stages.train",
+        "stages.prepare",
+    }
 
 
 def reachable(graph: Mapping[str, set[str]], start: str) -> set[str]:
@@ -117,34 +140,43 @@ def reachable(graph: Mapping[str, set[str]], start: str) -> set[str]:
 
 
 def test_every_stage_depends_on_the_code_it_runs():
-    """A stage whose code (its module, and every module that imports, transitively) is not among its dvc.yaml
-    deps would not rerun when that code changes."""
+    """A stage reruns when a module it runs changes because it depends on its file of the sources stage, which lists
+    its module and every module it imports, directly or not (the replicate runs, through the fingerprint that holds
+    their sources). Checked against this test's own walk of the imports, and the sources stage's own deps."""
     import yaml
 
-    modules = stage_modules()
-    graph = {name: local_imports(tree) for name, tree in modules.items()}
+    from stages.sources import sources
+
+    graph = {name: local_imports(tree) for name, tree in modules().items()}
+    listed = sources()
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    missing = {}
+    assert stages["sources"]["deps"] == list(PACKAGES)
     for name, stage in stages.items():
         body = stage.get("do", stage)
         module = re.search(r"python -m stages\.(\w+)", body["cmd"]).group(1)
-        runs = {module} | reachable(graph, module)
-        listed = {d for d in body["deps"] if d.startswith("stages/") and d.endswith(".py")}
-        if any(d.startswith("${paths.fingerprints}/") for d in body["deps"]):
-            # A study run checks the fingerprint's hashes of the training code before it trains.
-            from stages.fingerprint import TRAINING_CODE
-
-            listed |= {f"stages/{m}.py" for m in (*TRAINING_CODE, "fingerprint")}
-        gap = {f"stages/{m}.py" for m in runs} - listed
-        if gap:
-            missing[name] = sorted(gap)
-    assert missing == {}
+        assert module == name, "stage name = module name"
+        if name == "sources":
+            continue
+        runs = {f"stages.{module}"} | reachable(graph, f"stages.{module}")
+        files = {f"{m.replace('.', '/')}.py" for m in runs} | {
+            f"{p}/__init__.py" for p in PACKAGES if any(m.startswith(p) for m in runs)
+        }
+        assert set(listed[module]) == files, name
+        own = "${paths.sources}/" + f"{module}.json"
+        if name == "replicate":
+            assert (
+                own in stages["fingerprint"]["deps"] and "${paths.fingerprints}/${item.exercise}.json" in body["deps"]
+            )
+        else:
+            assert own in body["deps"], name
+    assert "denselab/models.py" in listed["train"] and "denselab/models.py" not in listed["report"]
 
 
 def dvc_graph() -> tuple[set[str], set[tuple[str, str]]]:
     """DVC's own graph of the pipeline, from `dvc dag --dot`: the stages and the (upstream, downstream) pairs."""
-    out = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot"], cwd=ROOT, capture_output=True, text=True,
-                         check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", "dag", "--dot"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
+    )
     nodes = set(re.findall(r'^"([^"]+)";$', out.stdout, re.MULTILINE))
     edges = set(re.findall(r'^"([^"]+)" -> "([^"]+)";$', out.stdout, re.MULTILINE))
     return nodes, edges
@@ -158,13 +190,14 @@ def downstream_of(edges: set[tuple[str, str]], start: str) -> set[str]:
     return reachable(after, start)
 
 
-def test_validate_comes_before_every_other_stage():
+def test_sources_and_validate_come_before_every_other_stage():
     """Only the downloads list validate's marker; every other stage must still come after validate in DVC's
-    graph, or a bad value could reach it before validate stops `dvc repro`."""
+    graph, or a bad value could reach it before validate stops `dvc repro`. Every stage comes after sources."""
     nodes, edges = dvc_graph()
-    assert {"validate", "download@mnist", "replicate@ex3-4", "report"} <= nodes  # the parser read the graph
-    assert downstream_of(edges, "validate") == nodes - {"validate"}
-    assert not any(downstream == "validate" for _, downstream in edges)
+    assert {"sources", "validate", "download@mnist", "replicate@ex3-4", "report"} <= nodes  # the parser read the graph
+    assert downstream_of(edges, "sources") == nodes - {"sources"}
+    assert downstream_of(edges, "validate") == nodes - {"validate", "sources"}
+    assert not any(downstream in ("validate", "sources") for upstream, downstream in edges if upstream != "sources")
     # The check sees a stage that nothing connects to validate.
     assert "prepare@mnist_raw" not in downstream_of({e for e in edges if e[0] != "validate"}, "validate")
 

@@ -8,14 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from stages.config import InputVariant, load_params
+from denselab.config import InputVariant, load_params
 from stages.prepare import prepare
 from tests.conftest import ROOT
 from tests.fixtures import mnist_arrays
 
 pytest.importorskip("keras")
 
-from stages.train import HISTORY_COLUMNS, history_csv, train  # noqa: E402
+from denselab.history import COLUMNS as HISTORY_COLUMNS
+from denselab.history import history_csv
+from denselab.training import fit_exercise
+from stages.train import train
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +30,13 @@ def tiny():
 
 def test_train_fits_the_labs_way_and_learns(tiny):
     data, spec = tiny
-    model, history, seconds = train(data["x_train"], data["y_train"], spec, seed=1, verbose=0)
-    assert set(HISTORY_COLUMNS[1:]) <= set(history)
-    assert len(history["loss"]) == 3 and len(seconds) == 3
+    epochs = []
+    model, history, summary = train(
+        data["x_train"], data["y_train"], spec, seed=1, on_epoch=lambda h, s: epochs.append(len(s))
+    )
+    assert set(HISTORY_COLUMNS[1:]) <= set(history) and epochs == [1, 2, 3]
+    assert len(history["loss"]) == 3 and summary["total_params"] == 623_290 and summary["train_samples"] == 200
+    assert summary["seconds_per_epoch"] > 0 and set(summary["versions"]) == {"python", "numpy", "tensorflow", "keras"}
     assert history["loss"][-1] < history["loss"][0]
     predictions = model.predict(data["x_test"], verbose=0).argmax(axis=1)
     assert (predictions == data["y_test"]).mean() > 0.5  # the synthetic classes are easy
@@ -37,7 +44,7 @@ def test_train_fits_the_labs_way_and_learns(tiny):
 
 def test_same_seed_same_history_and_weights(tiny):
     data, spec = tiny
-    runs = [train(data["x_train"], data["y_train"], spec, seed=7, verbose=0) for _ in range(2)]
+    runs = [fit_exercise(data["x_train"], data["y_train"], spec, seed=7, verbose=0) for _ in range(2)]
     assert runs[0][1] == runs[1][1]
     for a, b in zip(runs[0][0].get_weights(), runs[1][0].get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -48,21 +55,25 @@ def test_validation_split_holds_out_the_last_fifth(tiny):
     # Corrupt only the last 20% of labels: validation accuracy must collapse, training accuracy not.
     y = data["y_train"].copy()
     y[160:] = np.roll(y[160:], 1, axis=1)
-    _, history, _ = train(data["x_train"], y, dataclasses.replace(spec, epochs=4), seed=1, verbose=0)
+    _, history, _ = fit_exercise(data["x_train"], y, dataclasses.replace(spec, epochs=4), seed=1, verbose=0)
     assert history["accuracy"][-1] > 0.8 and history["val_accuracy"][-1] < 0.3
 
 
 def test_history_csv():
-    text = history_csv({"loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.3], "val_accuracy": [0.7, 1 / 3]})
+    text = history_csv(
+        {"loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.3], "val_accuracy": [0.7, 1 / 3]}
+    )
     assert text == "epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.8,0.6,0.7\n2,0.25,0.9,0.3,0.333333\n"
 
 
 def test_bfloat16_asked_without_native_support_trains_in_float32(tiny, monkeypatch):
-    from stages import models
+    from denselab import models
 
     data, spec = tiny
     monkeypatch.setattr(models, "native_bfloat16", lambda: None)
-    model, _, _ = train(data["x_train"], data["y_train"], dataclasses.replace(spec, precision="mixed_bfloat16"), seed=1, verbose=0)
+    model, _, _ = fit_exercise(
+        data["x_train"], data["y_train"], dataclasses.replace(spec, precision="mixed_bfloat16"), seed=1, verbose=0
+    )
     assert models.summarize(model)["precision"] == "float32"
     assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
 
@@ -70,16 +81,17 @@ def test_bfloat16_asked_without_native_support_trains_in_float32(tiny, monkeypat
 def test_bfloat16_model_saves_loads_in_plain_keras_and_predicts_as_evaluated(tiny, monkeypatch, tmp_path):
     import keras
 
-    from stages import models
-    from stages.evaluate import evaluate
+    from denselab import models
+    from denselab.evaluation import predict
 
     data, spec = tiny
     monkeypatch.setattr(models, "native_bfloat16", lambda: "forced on by the test")  # emulated here: slow, same math
-    model, history, _ = train(data["x_train"], data["y_train"], dataclasses.replace(spec, precision="mixed_bfloat16"),
-                              seed=1, verbose=0)
+    model, history, _ = fit_exercise(
+        data["x_train"], data["y_train"], dataclasses.replace(spec, precision="mixed_bfloat16"), seed=1, verbose=0
+    )
     assert models.summarize(model)["precision"] == "mixed_bfloat16"
     assert history["loss"][-1] < history["loss"][0]
-    metrics, _, y_pred = evaluate(model, data["x_test"], data["y_test"])
+    metrics, _, y_pred = predict(model, data["x_test"], data["y_test"])
     models.portable(model).save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert [layer.dtype_policy.name for layer in loaded.layers] == ["mixed_bfloat16", "float32"]
@@ -91,39 +103,53 @@ def _stage_folder(tmp_path, n_train: int = 200) -> list[str]:
     """A params.yaml and prepared arrays in tmp_path; the train stage's arguments for ex3."""
     import shutil
 
-    from stages.layout import PREPARED
+    from denselab.arrays import write_prepared
 
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    data = prepare(mnist_arrays(n_train=n_train), InputVariant("mnist", divide_by_255=True))
-    (tmp_path / "prepared").mkdir()
-    for key, name in PREPARED.items():
-        np.save(tmp_path / "prepared" / name, data[key])
-    return ["--exercise", "ex3", "--prepared", "prepared", "--model-dir", "models/ex3", "--history", "ex3.csv",
-            "--summary", "ex3.json"]
+    write_prepared(
+        tmp_path / "prepared", prepare(mnist_arrays(n_train=n_train), InputVariant("mnist", divide_by_255=True))
+    )
+    return [
+        "--exercise",
+        "ex3",
+        "--prepared",
+        "prepared",
+        "--model-dir",
+        "models/ex3",
+        "--history",
+        "ex3.csv",
+        "--summary",
+        "ex3.json",
+    ]
 
 
 def test_a_nearly_full_disk_stops_training_before_it_starts(tmp_path, monkeypatch, capsys):
     import shutil as sh
 
-    from stages import cli
+    from denselab import files
     from stages import train as T
 
     args = _stage_folder(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli.shutil, "disk_usage", lambda path: sh._ntuple_diskusage(10**9, 10**9 - 2_000_000, 2_000_000))
+    monkeypatch.setattr(
+        files.shutil, "disk_usage", lambda path: sh._ntuple_diskusage(10**9, 10**9 - 2_000_000, 2_000_000)
+    )
     monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(SystemExit) as exit_:
         T.main(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1
     # ex3: 623,290 weights, each with two Adam moments, 4 bytes apiece, plus the file's overhead.
-    assert err[0] == ("error: models/ex3: ex3's model needs about 8.5 MB free, and its filesystem has 2.0 MB; "
-                      "free some space, or keep data/ on a larger disk")
+    assert err[0] == (
+        "error: models/ex3: ex3's model needs about 8.5 MB free, and its filesystem has 2.0 MB; "
+        "free some space, or keep data/ on a larger disk"
+    )
     assert not (tmp_path / "models").exists()
 
 
 def test_a_write_that_fails_is_one_line_naming_the_path(tmp_path):
-    from stages.cli import StageError, write_text
+    from denselab.cli import StageError
+    from denselab.files import write_text
 
     (tmp_path / "report.json").mkdir()  # a folder where the file should go: the final rename fails
     with pytest.raises(StageError, match=r"report.json: cannot write it \(Is a directory\); [\d,.]+ MB free there"):
@@ -146,8 +172,14 @@ def test_the_history_grows_on_disk_while_training_runs(tmp_path):
     params["exercises"]["ex3"].update(epochs=40, batch_size=16)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "stages.train", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = set()
     try:
         deadline = time.monotonic() + 300
@@ -185,15 +217,31 @@ def test_an_exercise_trains_evaluates_and_saves_on_the_jax_backend(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
 
     def run(*command: str) -> str:
-        out = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, *command], check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout + out.stderr
 
     log = run("-m", "stages.train", *args)
     assert "fast training loop unavailable (Keras runs on jax" in log and "fused Adam unavailable" in log
     assert "Epoch 3/3" in log
-    run("-m", "stages.evaluate", "--exercise", "ex3", "--model-dir", "models/ex3", "--prepared", "prepared",
-        "--metrics", "metrics.json", "--predictions", "predictions.csv", "--evidence", "evidence.npz")
+    run(
+        "-m",
+        "stages.evaluate",
+        "--exercise",
+        "ex3",
+        "--model-dir",
+        "models/ex3",
+        "--prepared",
+        "prepared",
+        "--metrics",
+        "metrics.json",
+        "--predictions",
+        "predictions.csv",
+        "--evidence",
+        "evidence.npz",
+    )
     code = (
         "import json, keras, numpy as np; m = keras.models.load_model('models/ex3/model.keras');"
         "x, y = np.load('prepared/x_test.npy'), np.load('prepared/y_test.npy');"

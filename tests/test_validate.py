@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from denselab.config import ParamsError, parse_params
 from stages import validate as V
-from stages.config import ParamsError, parse_params
 
 
 def test_the_labs_exercises_fit_in_a_few_gigabytes(params_data):
@@ -28,8 +28,11 @@ def test_a_network_too_big_for_this_machine_is_refused_with_the_figures(params_c
 
 def test_a_validation_split_that_leaves_no_rows_is_refused(params_copy):
     params_copy["exercises"]["ex5"]["validation_split"] = 0.99999
-    with pytest.raises(ParamsError, match=r"^exercises.ex5.validation_split: 0.99999 holds out all of cifar10's 50,000 "
-                                          r"training rows \(0 left to train on\)"):
+    with pytest.raises(
+        ParamsError,
+        match=r"^exercises.ex5.validation_split: 0.99999 holds out all of cifar10's 50,000 "
+        r"training rows \(0 left to train on\)",
+    ):
         V.check_resources(parse_params(params_copy), memory=None)
 
 

@@ -1,40 +1,16 @@
-"""What every stage's `main()` shares: clean error exits and atomic output files."""
+"""Files the stages write and read: atomic writes, whole folders replaced at once, free space, hashes."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
+import hashlib
 import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from stages.config import ParamsError
-
-
-class StageError(RuntimeError):
-    """A stage cannot go on; the message says why and what to do."""
-
-
-class DataError(ValueError):
-    """A data file is corrupt, hostile or not what it claims to be."""
-
-
-def stage_main(fn: Callable[..., None]) -> Callable[..., None]:
-    """Turn the expected failures of a stage into one clear line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ParamsError, DataError, StageError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-
-    return wrapper
+from denselab.cli import StageError
 
 
 @contextlib.contextmanager
@@ -92,48 +68,6 @@ def require_free_space(folder: Path, need: int, what: str) -> None:
         )
 
 
-# Keras imports these, if installed, for its scikit-learn wrappers, image plotting, notebook
-# detection and DataFrame inputs, and falls back when the import fails. The stages use none of
-# them; skipping them saves 1.5-2 s of every training or evaluating stage's 4.6 s start-up
-# (measured), a third of a full run's overhead on top of the training itself.
-KERAS_OPTIONAL = ("sklearn", "matplotlib", "IPython", "pandas")
-# TensorFlow's lite converter imports JAX, if installed, for a conversion path the stages never take:
-# 0.5 s and about 100 MB more per stage (measured). Skipped unless Keras itself runs on JAX.
-TENSORFLOW_OPTIONAL = ("jax", "jaxlib")
-
-
-def keras_backend() -> str:
-    """The backend Keras will load: $KERAS_BACKEND, else keras.json's, else TensorFlow (Keras' own rule)."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    config = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "keras.json"
-    try:
-        return str(json.loads(config.read_text()).get("backend") or "tensorflow")
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
-
-
-def load_tensorflow() -> None:
-    """Import TensorFlow and Keras for a stage: without TensorFlow's C++ info lines (they drown the
-    per-epoch log) and without Keras' optional integrations (`KERAS_OPTIONAL`; `TENSORFLOW_OPTIONAL` too
-    when Keras runs on TensorFlow).
-
-    Those packages stay importable afterwards; only the optional helpers that wanted them are off.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" in sys.modules:
-        return
-    optional = KERAS_OPTIONAL + (TENSORFLOW_OPTIONAL if keras_backend() == "tensorflow" else ())
-    blocked = [name for name in optional if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError
-    try:
-        import keras  # noqa: F401  (imports TensorFlow)
-    finally:
-        for name in blocked:
-            del sys.modules[name]
-
-
 @contextlib.contextmanager
 def replaced_folder(folder: Path) -> Iterator[Path]:
     """Yield an empty staging folder beside `folder`; on success it replaces `folder` as a whole, so no stale
@@ -154,3 +88,12 @@ def write_text(dest: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()

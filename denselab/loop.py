@@ -19,17 +19,31 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from stages.feed import VALIDATION_BATCH, chunk_rows, chunks, epoch_order, read_ahead, split_point
+from denselab.feed import VALIDATION_BATCH, chunk_rows, chunks, epoch_order, read_ahead, split_point
 
 # What the fast loop calls on a compiled Keras model.
 MODEL_METHODS = ("train_step", "test_step", "compute_loss", "compute_metrics", "get_metrics_result", "reset_metrics")
 
 # Called after every epoch with the history so far (and the epoch's seconds): live progress.
 EpochCallback = Callable[[dict, list], None] | None
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How to train, as `model.fit(x, y, batch_size, epochs, validation_split=...)` takes it, plus the seed that
+    orders the rows of each epoch, the log's verbosity (0: silent, 2: a line per epoch) and a progress callback."""
+
+    batch_size: int
+    epochs: int
+    validation_split: float
+    seed: int
+    verbose: int = 2
+    on_epoch: EpochCallback = None
 
 
 def fast_path_missing(model) -> str | None:
@@ -81,38 +95,29 @@ def _results(metrics: dict) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items()}
 
 
-def fit(
-    model,
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
-    epochs: int,
-    validation_split: float,
-    seed: int,
-    verbose: int = 2,
-    on_epoch: EpochCallback = None,
-) -> tuple[dict[str, list[float]], list[float]]:
+def fit(model, x: np.ndarray, y: np.ndarray, settings: FitSettings) -> tuple[dict[str, list[float]], list[float]]:
     """Train a compiled model as `model.fit(x, y, batch_size, epochs, validation_split=...)` does.
 
     Returns the history (loss and metrics per epoch, then `val_`-prefixed) and each
     epoch's wall time. Rows are reshuffled each epoch by `feed.epoch_order(seed)`.
     Training stops early, like `TerminateOnNaN`, when the loss stops being finite.
     """
-    split = _split(x, validation_split)
+    s = settings
+    split = _split(x, s.validation_split)
     x_train, y_train, x_val, y_val = x[:split], y[:split], x[split:], y[split:]
     features, classes = x.shape[1], y.shape[1]
     read_ahead(x, y)
     build_state(model, x_train, y_train)
-    train_batches = _batch_loop(model, model.train_step, batch_size, features, classes)
+    train_batches = _batch_loop(model, model.train_step, s.batch_size, features, classes)
     test_batches = _batch_loop(model, model.test_step, VALIDATION_BATCH, features, classes)
     row_bytes = x.itemsize * features
-    rows, val_rows = chunk_rows(batch_size, row_bytes), chunk_rows(VALIDATION_BATCH, row_bytes)
+    rows, val_rows = chunk_rows(s.batch_size, row_bytes), chunk_rows(VALIDATION_BATCH, row_bytes)
     history: dict[str, list[float]] = {}
     seconds: list[float] = []
-    for epoch in range(epochs):
+    for epoch in range(s.epochs):
         start = time.perf_counter()
         model.reset_metrics()
-        for x_chunk, y_chunk in chunks(x_train, y_train, epoch_order(split, batch_size, seed, epoch), rows):
+        for x_chunk, y_chunk in chunks(x_train, y_train, epoch_order(split, s.batch_size, s.seed, epoch), rows):
             logs = train_batches(x_chunk, y_chunk)
             if not math.isfinite(float(logs["loss"])):
                 print(f"Epoch {epoch + 1}: invalid loss, terminating training", file=sys.stderr, flush=True)
@@ -123,7 +128,7 @@ def fit(
             for x_chunk, y_chunk in chunks(x_val, y_val, np.arange(len(x_val)), val_rows):
                 val_logs = test_batches(x_chunk, y_chunk)
             logs.update({f"val_{name}": value for name, value in _results(val_logs).items()})
-        _epoch_done(history, seconds, logs, time.perf_counter() - start, epochs, verbose, on_epoch)
+        _epoch_done(history, seconds, logs, time.perf_counter() - start, s)
     model.optimizer.finalize_variable_values(model.trainable_weights)
     return history, seconds
 
@@ -135,49 +140,38 @@ def _split(x: np.ndarray, validation_split: float) -> int:
     return split
 
 
-def _epoch_done(
-    history: dict, seconds: list, logs: dict, took: float, epochs: int, verbose: int, on_epoch: EpochCallback
-) -> None:
+def _epoch_done(history: dict, seconds: list, logs: dict, took: float, settings: FitSettings) -> None:
     """Record an epoch, print its line (with the time left at the mean pace so far), report progress."""
     seconds.append(took)
     for name, value in logs.items():
         history.setdefault(name, []).append(float(value))
-    if verbose:
+    if settings.verbose:
         done = len(seconds)
-        left = (epochs - done) * sum(seconds) / done
+        left = (settings.epochs - done) * sum(seconds) / done
         figures = " - ".join(f"{name}: {value:.4f}" for name, value in logs.items())
-        print(f"Epoch {done}/{epochs} - {took:.2f}s - {left:.0f}s left - {figures}", flush=True)
-    if on_epoch:
-        on_epoch(history, seconds)
+        print(f"Epoch {done}/{settings.epochs} - {took:.2f}s - {left:.0f}s left - {figures}", flush=True)
+    if settings.on_epoch:
+        settings.on_epoch(history, seconds)
 
 
-def keras_fit(
-    model,
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
-    epochs: int,
-    validation_split: float,
-    seed: int,
-    verbose: int = 2,
-    on_epoch: EpochCallback = None,
-) -> tuple[dict[str, list[float]], list[float]]:
+def keras_fit(model, x: np.ndarray, y: np.ndarray, settings: FitSettings) -> tuple[dict[str, list[float]], list[float]]:
     """What `fit` computes, by Keras' own `model.fit`: one call per epoch, on the rows in the order the
     fast loop uses (`feed.epoch_order`), the held-out rows last. Slower; needs only public Keras API."""
     import keras
 
-    split = _split(x, validation_split)
+    s = settings
+    split = _split(x, s.validation_split)
     history: dict[str, list[float]] = {}
     seconds: list[float] = []
-    for epoch in range(epochs):
+    for epoch in range(s.epochs):
         start = time.perf_counter()
-        order = epoch_order(split, batch_size, seed, epoch)
+        order = epoch_order(split, s.batch_size, s.seed, epoch)
         logs = model.fit(
             np.concatenate([x[:split][order], x[split:]]),
             np.concatenate([y[:split][order], y[split:]]),
-            batch_size=batch_size,
+            batch_size=s.batch_size,
             epochs=1,
-            validation_split=validation_split,
+            validation_split=s.validation_split,
             shuffle=False,
             verbose=0,
             callbacks=[keras.callbacks.TerminateOnNaN()],
@@ -185,19 +179,13 @@ def keras_fit(
         if model.stop_training or not all(math.isfinite(v[-1]) for v in logs.values()):
             print(f"Epoch {epoch + 1}: invalid loss, terminating training", file=sys.stderr, flush=True)
             return history, seconds
-        _epoch_done(
-            history,
-            seconds,
-            {k: v[-1] for k, v in logs.items()},
-            time.perf_counter() - start,
-            epochs,
-            verbose,
-            on_epoch,
-        )
+        _epoch_done(history, seconds, {k: v[-1] for k, v in logs.items()}, time.perf_counter() - start, s)
     return history, seconds
 
 
-def train_epochs(model, x, y, batch_size, epochs, validation_split, seed, verbose=2, on_epoch: EpochCallback = None):
+def train_epochs(
+    model, x: np.ndarray, y: np.ndarray, settings: FitSettings
+) -> tuple[dict[str, list[float]], list[float]]:
     """Train with the fast loop where this Keras has what it needs, else with `keras_fit`, saying why."""
     missing = fast_path_missing(model)
     if missing:
@@ -207,5 +195,5 @@ def train_epochs(model, x, y, batch_size, epochs, validation_split, seed, verbos
             file=sys.stderr,
             flush=True,
         )
-        return keras_fit(model, x, y, batch_size, epochs, validation_split, seed, verbose, on_epoch)
-    return fit(model, x, y, batch_size, epochs, validation_split, seed, verbose, on_epoch)
+        return keras_fit(model, x, y, settings)
+    return fit(model, x, y, settings)

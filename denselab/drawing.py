@@ -8,13 +8,20 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stages.i18n import Formatter
+from denselab.i18n import N_, Language
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DPI = 90
-HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
+# The texts of a learning-curve figure (`curves_figure`); message ids of the catalogs in templates/messages/.
+CURVE_LABELS = {
+    "train": N_("Train"),
+    "validation": N_("Validation"),
+    "accuracy": N_("Accuracy"),
+    "loss": N_("Loss"),
+    "epoch": N_("Epoch"),
+}
 
 
 def seaborn():
@@ -33,7 +40,7 @@ def plain(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
-def number_axis(axis, fmt: Formatter) -> None:
+def number_axis(axis, fmt: Language) -> None:
     """Tick labels in the report's language (decimal comma in Vietnamese), with as many decimals as the
     tick spacing needs (97.75 and 97.80, not 97.8 twice)."""
     from matplotlib.ticker import FuncFormatter
@@ -54,20 +61,10 @@ def save_png(figure, path: Path) -> None:
     plt.close(figure)
 
 
-def long_history(history: pd.DataFrame) -> pd.DataFrame:
-    """A history table (epoch, loss, accuracy, val_loss, val_accuracy) in long form: epoch, metric
-    (accuracy or loss), split (train or validation), value."""
-    import numpy as np
-
-    long = history.melt(id_vars="epoch", value_vars=list(HISTORY_COLUMNS), var_name="column")
-    long["metric"] = long["column"].str.removeprefix("val_")
-    long["split"] = np.where(long["column"].str.startswith("val_"), "validation", "train")
-    return long.drop(columns="column")
-
-
-def curves_figure(curves: pd.DataFrame, labels: dict[str, str], fmt: Formatter):
-    """Accuracy and loss per epoch, train against validation, side by side, from long-form curves: one run a
-    line, several runs (a `seed` column) their mean with a band of one standard deviation."""
+def curves_figure(curves: pd.DataFrame, labels: dict[str, str], fmt: Language):
+    """Accuracy and loss per epoch, train against validation, side by side, from long-form curves
+    (`history.long_history`): one run a line, several runs (a `seed` column) their mean with a band of one
+    standard deviation. `labels`: CURVE_LABELS, translated."""
     sns = seaborn()
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from stages.config import Exercise, Layer
+from denselab.config import Exercise, Layer
 
 
 @keras.saving.register_keras_serializable(package="denselab")
@@ -88,14 +88,14 @@ def portable(model: keras.Model) -> keras.Model:
 
     The .keras file then loads anywhere, without DenseLab, and training can go on from it. FusedAdam
     adds no state of its own, so the class swap keeps every variable; where Python refuses it, the
-    model keeps FusedAdam (registered with Keras: loading then needs stages.models imported).
+    model keeps FusedAdam (registered with Keras: loading then needs denselab.models imported).
     """
     if type(model.optimizer) is FusedAdam:
         try:
             model.optimizer.__class__ = keras.optimizers.Adam
         except TypeError as exc:
             print(
-                f"saving with DenseLab's FusedAdam ({exc}): import stages.models before loading the model",
+                f"saving with DenseLab's FusedAdam ({exc}): import denselab.models before loading the model",
                 file=sys.stderr,
             )
     return model

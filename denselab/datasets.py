@@ -19,8 +19,9 @@ from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
-from stages.cli import DataError
-from stages.config import IDX_FILES, NUM_CLASSES
+from denselab.cli import DataError
+from denselab.config import IDX_FILES, NUM_CLASSES
+from denselab.files import sha256_file
 
 Arrays = dict[str, np.ndarray]
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -42,15 +43,6 @@ CIFAR_TEST_BATCH = "test_batch"
 _IDX_MAGIC = {3: 2051, 1: 2049}  # by number of dimensions: images, labels
 # numpy's array-rebuilding function, whatever module path this numpy version gives it.
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]
-
-
-def sha256_file(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: str | Path, expected: str, actual: str | None = None) -> None:

@@ -1,5 +1,21 @@
-"""The file names inside the stages' output folders, written once for the stages that write them and the
-report that reads them. dvc.yaml names the folders; this module names what is in them."""
+"""The file names inside the stages' output folders, written once for the stages that write them, the stages
+that read them and the tests. dvc.yaml names the folders (and spells the names of the files it tracks one by
+one the same way); this module names what is in them."""
+
+# train, evaluate and explain: one file per exercise in each of these folders (dvc.yaml's `paths`).
+EXERCISE_FILE_SUFFIX = {
+    "metrics": ".json",
+    "summary": ".json",
+    "evaluation": ".json",
+    "history": ".csv",
+    "predictions": ".csv",
+}
+
+
+def exercise_file(kind: str, exercise: str) -> str:
+    """An exercise's file inside the folder of a kind of result (a key of EXERCISE_FILE_SUFFIX)."""
+    return exercise + EXERCISE_FILE_SUFFIX[kind]
+
 
 # explain@<exercise>: one folder per exercise. mistakes, pair and weights exist only when there is
 # something to show (a mistake, a confusion, a hidden layer).
@@ -48,3 +64,8 @@ def run_file(seed: int) -> str:
 def fingerprint_file(exercise: str) -> str:
     """A studied exercise's fingerprint inside the fingerprints folder (dvc.yaml's replicate deps spell the same)."""
     return f"{exercise}.json"
+
+
+def sources_file(stage: str) -> str:
+    """A stage's list of source files inside the sources folder (dvc.yaml's deps spell the same)."""
+    return f"{stage}.json"

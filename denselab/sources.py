@@ -1,0 +1,59 @@
+"""The source files a stage runs: its module and every DenseLab module it imports, directly or not, found by
+reading the imports (those inside functions too). The `sources` stage writes them down with their hashes, one
+file per stage, and each stage depends on its file: editing a module reruns exactly the stages that import it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from denselab.files import sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("stages", "denselab")
+
+
+def local_imports(source: str) -> set[str]:
+    """The DenseLab modules (`denselab.models`, `stages.train`, or a package itself) a module's source imports."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] in PACKAGES}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module in PACKAGES:  # `from denselab import models`: each name is a module
+                found |= {f"{node.module}.{alias.name}" for alias in node.names}
+            elif node.module.split(".")[0] in PACKAGES:
+                found.add(node.module)
+    return found
+
+
+def module_file(module: str, root: Path = ROOT) -> Path:
+    """The file of a module of the project (a package's `__init__.py`)."""
+    path = root.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def closure(module: str, root: Path = ROOT) -> list[str]:
+    """Every file that running `module` executes of the project, its packages' `__init__.py` included, as sorted
+    paths relative to `root`."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b runs a/__init__.py, then a/b.py
+            current = ".".join(parts[:i])
+            if current not in seen:
+                seen.add(current)
+                todo.extend(local_imports(module_file(current, root).read_text(encoding="utf-8")))
+    return sorted(module_file(name, root).relative_to(root).as_posix() for name in seen)
+
+
+def hashes(paths: list[str], root: Path = ROOT) -> dict[str, str]:
+    """The sha256 of each file (paths relative to `root`)."""
+    return {path: sha256_file(root / path) for path in paths}
+
+
+def stage_names(root: Path = ROOT) -> list[str]:
+    """Every stage module of `stages/`."""
+    return sorted(p.stem for p in (root / "stages").glob("*.py") if p.stem != "__init__")

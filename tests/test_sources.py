@@ -1,0 +1,78 @@
+"""Which code a stage runs (denselab.sources) and the sources stage that writes it down, one file per stage."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from denselab.sources import closure, hashes, local_imports, stage_names
+from stages import sources as S
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def test_every_form_of_import_is_followed():
+    source = """
+        import json
+        import denselab.models
+        from denselab import loop, feed
+        from denselab.config import Exercise
+        from stages.train import train
+
+        def later():
+            from denselab.evaluation import predict
+    """
+    assert local_imports(textwrap.dedent(source)) == {
+        "denselab.models",
+        "denselab.loop",
+        "denselab.feed",
+        "denselab.config",
+        "stages.train",
+        "denselab.evaluation",
+    }
+
+
+def test_a_closure_holds_what_runs_packages_included_and_nothing_else(tmp_path):
+    root = tree(
+        tmp_path,
+        {
+            "stages/__init__.py": "",
+            "stages/a.py": "from denselab.x import f\n",
+            "stages/b.py": "import json\n",
+            "denselab/__init__.py": "",
+            "denselab/x.py": "def f():\n    from denselab import y\n",
+            "denselab/y.py": "",
+            "denselab/z.py": "",  # imported by no stage
+        },
+    )
+    assert closure("stages.a", root) == [
+        "denselab/__init__.py",
+        "denselab/x.py",
+        "denselab/y.py",
+        "stages/__init__.py",
+        "stages/a.py",
+    ]
+    assert closure("stages.b", root) == ["stages/__init__.py", "stages/b.py"]
+    assert stage_names(root) == ["a", "b"]
+
+
+def test_the_stage_writes_one_file_per_stage_whose_bytes_change_with_its_code_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    S.main(["--out", "sources"])
+    written = {p.stem: p.read_bytes() for p in (tmp_path / "sources").iterdir()}
+    assert set(written) == set(stage_names()) - {"sources"}
+    train = json.loads(written["train"])
+    assert (
+        train == hashes(closure("stages.train"))
+        and "denselab/loop.py" in train
+        and "denselab/observations.py" not in train
+    )
+    S.main(["--out", "sources"])  # run again on the same code: the same bytes, so DVC reruns nothing after it
+    assert {p.stem: p.read_bytes() for p in (tmp_path / "sources").iterdir()} == written
