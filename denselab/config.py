@@ -72,7 +72,7 @@ class Layer:
 class Exercise:
     """Everything that defines one exercise of the lab."""
 
-    description: str
+    description: Mapping[str, str]  # language -> text; a plain string in params.yaml is the English one
     inputs: str
     layers: tuple[Layer, ...]
     optimizer: str
@@ -84,6 +84,10 @@ class Exercise:
     precision: str
     lab_test_accuracy: float | None
 
+    def described(self, language: str) -> str:
+        """The description in `language`, else in English, else none."""
+        return self.description.get(language) or self.description.get("en", "")
+
     def training_settings(self) -> dict[str, Any]:
         """The settings a run trains with (TRAINING_KEYS), as plain data."""
         return {key: dataclasses.asdict(self)[key] for key in TRAINING_KEYS}
@@ -93,7 +97,7 @@ class Exercise:
         """An exercise that trains with `settings` (as `training_settings()` wrote them) on `inputs`."""
         layers = tuple(Layer(**layer) for layer in settings["layers"])
         rest = {key: settings[key] for key in TRAINING_KEYS if key != "layers"}
-        return cls(description="", inputs=inputs, layers=layers, lab_test_accuracy=None, **rest)
+        return cls(description={}, inputs=inputs, layers=layers, lab_test_accuracy=None, **rest)
 
 
 # What a run of an exercise trains with; the train stage lists exactly these under its params.
@@ -253,7 +257,7 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
             f"(one per class), got {layers[-1].units}"
         )
     exercise = Exercise(
-        description=s.string("description", default=""),
+        description=_description(s),
         inputs=s.choice("inputs", tuple(inputs), what="inputs (a key of inputs)"),
         layers=layers,
         optimizer=s.choice("optimizer", OPTIMIZERS),
@@ -267,6 +271,19 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
     )
     s.done()
     return exercise
+
+
+def _description(s: _Section) -> dict[str, str]:
+    """`description`: one text (English), or one per language of the report (`{en: ..., vi: ...}`)."""
+    value = s.data.get("description")
+    if value is None or isinstance(value, str):
+        text = s.string("description", default="")
+        return {"en": text} if text else {}
+    texts = s.section("description")
+    found = {language: texts.string(language) for language in LANGUAGES if language in texts.data}
+    texts.seen.update(LANGUAGES)  # every language may be given, none must
+    texts.done()
+    return found
 
 
 def _layer(s: _Section) -> Layer:

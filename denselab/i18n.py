@@ -63,6 +63,10 @@ class Language:
         """A number with `digits` decimals and grouped thousands: 1,234.50 (vi: 1.234,50)."""
         return self._decimal(value, "#,##0" + ("." + "0" * digits if digits else ""))
 
+    def decimal(self, value: float) -> str:
+        """A setting as written, in the language's digits: 0.0001 and 0.2 (vi: 0,0001 and 0,2)."""
+        return self._decimal(value, "#,##0.##########")
+
     def thousands(self, value: int) -> str:
         """A whole number with grouped thousands: 623,290 (vi: 623.290)."""
         return self._decimal(int(value), "#,##0")

@@ -270,8 +270,19 @@ ASPECTS = {
 }
 
 
-def _show(value: Any) -> str:
-    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+# The words `config.settings` writes into a setting's value (an input scaling, a missing activation).
+SETTING_WORDS = {"raw": N_("raw"), "none": N_("none")}
+
+
+def _show(value: Any, lang: Language) -> str:
+    """A setting's value as the page writes it: words translated, numbers in the language's digits."""
+    if isinstance(value, tuple):
+        return ", ".join(_show(item, lang) for item in value)
+    if isinstance(value, float):
+        return lang.decimal(value)
+    if isinstance(value, int):
+        return lang.thousands(value)
+    return lang.gettext(SETTING_WORDS[value]) if value in SETTING_WORDS else str(value)
 
 
 def single_comparison(
@@ -294,8 +305,8 @@ def single_comparison(
             "a": a,
             "b": b,
             "aspect": lang.gettext(ASPECTS[aspect]),
-            "from": _show(aspects_a[aspect]),
-            "to": _show(aspects_b[aspect]),
+            "from": _show(aspects_a[aspect], lang),
+            "to": _show(aspects_b[aspect], lang),
             "acc_a": lang.percent(accuracy_a),
             "acc_b": lang.percent(accuracy_b),
             "diff": lang.points(accuracy_b - accuracy_a),
@@ -309,8 +320,8 @@ def study_comparison(a: str, b: str, test: Mapping[str, Any], n_a: int, n_b: int
     if test["p_value"] is None:
         return Observation(
             N_(
-                "Over %(n_a)s and %(n_b)s runs, every run of each exercise gave the same accuracy: there is no spread "
-                "to test the difference of %(signed)s points against."
+                "Over %(n_a)s runs of %(a)s and %(n_b)s of %(b)s, every run of each exercise gave the same accuracy: "
+                "there is no spread to test the difference of %(signed)s points against."
             ),
             values,
         )

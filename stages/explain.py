@@ -302,7 +302,8 @@ def units_figure(evidence: dict[str, np.ndarray], labels: dict[str, str], fmt: L
                 )
             ax.legend(loc="upper right", fontsize=7)
         ax.set_title(
-            labels["layer"] % {"layer": i + 1, "units": len(evidence[f"positive_{i}"]), "activation": activation}
+            labels["layer"]
+            % {"layer": i + 1, "units": fmt.thousands(len(evidence[f"positive_{i}"])), "activation": activation}
         )
         ax.set_xlabel(labels["pre_activation"])
         ax.set_ylabel(labels["share"] if i == 0 else "")

@@ -199,7 +199,12 @@ def make_environment(lang: Language) -> jinja2.Environment:
     )
     env.install_gettext_translations(lang.translations, newstyle=True)  # type: ignore[attr-defined]  # i18n extension
     env.filters.update(
-        percent=lang.percent, thousands=lang.thousands, number=lang.number, points=lang.points, p_value=lang.p_value
+        percent=lang.percent,
+        thousands=lang.thousands,
+        number=lang.number,
+        decimal=lang.decimal,
+        points=lang.points,
+        p_value=lang.p_value,
     )
     env.globals.update(language=lang.code)
     return env

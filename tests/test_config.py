@@ -64,6 +64,12 @@ BAD = [
     ("datasets.mnist.url", "ftp://x/mnist.npz", "datasets.mnist.url: expected an http(s):// or file:// URL"),
     ("datasets.svhn", {"url": "https://x/y", "sha256": "0" * 64}, "datasets.svhn: unknown dataset name"),
     ("report.language", "fr", "report.language: unknown language 'fr'; allowed: en, vi"),
+    (
+        "exercises.ex2.description",
+        {"en": "x", "fr": "y"},
+        "exercises.ex2.description.fr: unknown key; allowed here: en, vi",
+    ),
+    ("exercises.ex2.description", {"vi": 3}, "exercises.ex2.description.vi: expected a string, got int 3"),
     ("exercises.ex2.lab_test_accuracy", 97.98, "exercises.ex2.lab_test_accuracy: expected a number in [0, 1]"),
     (
         "exercises.ex2.precision",

@@ -154,7 +154,7 @@ def test_study_observations_place_the_labs_number():
         ),
         (
             {"difference": 0.1, "ci95_low": None, "ci95_high": None, "p_value": None},
-            "Over 5 and 4 runs, every run of each exercise gave the same accuracy",
+            "Over 5 runs of a and 4 of b, every run of each exercise gave the same accuracy",
         ),
     ],
 )
