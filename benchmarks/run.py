@@ -148,13 +148,8 @@ def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict
     return medians
 
 
-def bench_full_repro(project: Path) -> dict:
-    """Force every train, evaluate and report stage of a built project to rerun from its prepared data.
-
-    Returns the run's wall time, the train stages' summed fit time and their ratio: what
-    start-up, loading, saving, evaluating and reporting cost on top of the training itself.
-    """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def stage_names(project: Path, env: dict) -> list[str]:
+    """Every stage of a DVC project, as `dvc stage list` names them."""
     listed = subprocess.run(
         [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
         cwd=project,
@@ -162,7 +157,18 @@ def bench_full_repro(project: Path) -> dict:
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    )
+    return listed.stdout.split()
+
+
+def bench_full_repro(project: Path) -> dict:
+    """Force every train, evaluate and report stage of a built project to rerun from its prepared data.
+
+    Returns the run's wall time, the train stages' summed fit time and their ratio: what
+    start-up, loading, saving, evaluating and reporting cost on top of the training itself.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    listed = stage_names(project, env)
     stages = (
         [s for s in listed if s.startswith("train@")] + [s for s in listed if s.startswith("evaluate@")] + ["report"]
     )
@@ -222,14 +228,7 @@ def bench_project(project: Path, repeats: int) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="denselab-bench-"))
     # Two references, alternating with the project's runs (the machine's speed changes by tens of percent
     # within minutes): DVC's own start-up in an empty repository, and DVC's floor for as many stages.
-    stages = subprocess.run(
-        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
-        cwd=project,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
+    stages = stage_names(project, env)
     empty = dvc_repository(scratch / "empty", env)
     floor = dvc_repository(scratch / "floor", env, stages=len(stages))
     noop: dict[Path, list[float]] = {project: [], empty: [], floor: []}
