@@ -95,17 +95,12 @@ class StudyView:
 
 
 @dataclass(frozen=True)
-class ExerciseView:
-    """One exercise on the page: its settings, what the stages wrote, and the observations written from them."""
+class ExerciseView(ExerciseFiles):
+    """One exercise on the page: what the stages wrote (its figures with the study's curves where studied), its
+    settings, and the observations written from them."""
 
-    name: str
     spec: Exercise
     variant: InputVariant
-    metrics: Mapping[str, Any]
-    evaluation: Mapping[str, Any]
-    history: Mapping[str, list[float]]
-    summary: Mapping[str, Any]
-    figures: Mapping[str, str]
     study: Mapping[str, Any] | None  # the seeds study's statistics, if the exercise is studied
     observations: tuple[Observation, ...]
     unit_observations: tuple[Observation, ...]
@@ -139,14 +134,9 @@ def exercise_view(files: ExerciseFiles, params: Params, study: StudyView | None,
     if study is not None and statistics:  # a studied exercise shows its curves across seeds (aggregate drew them)
         figures["curves"] = study.figures[files.name]
     return ExerciseView(
-        name=files.name,
+        **{**vars(files), "figures": figures},
         spec=spec,
         variant=params.inputs[spec.inputs],
-        metrics=files.metrics,
-        evaluation=files.evaluation,
-        history=files.history,
-        summary=files.summary,
-        figures=figures,
         study=statistics,
         observations=(
             *class_observations(files.evaluation, lang),
