@@ -83,6 +83,7 @@ class Exercise:
     validation_split: float
     precision: str
     lab_test_accuracy: float | None
+    control: bool = False  # not one of the lab's exercises: a variation that tests one of its claims
 
     def described(self, language: str) -> str:
         """The description in `language`, else in English, else none."""
@@ -133,6 +134,80 @@ class Study:
 
 
 @dataclass(frozen=True)
+class Factorial:
+    """A 2x2 design: two aspects (`config.settings` keys), two values of each, one exercise per cell.
+
+    `cells[r][c]` has the r-th value of `rows` and the c-th of `columns`; the exercises differ in nothing else.
+    """
+
+    rows: str
+    columns: str
+    cells: tuple[tuple[str, str], tuple[str, str]]
+    row_levels: tuple[str, str]  # each aspect's two values, as `level_text` writes them
+    column_levels: tuple[str, str]
+
+    def exercises(self) -> tuple[str, ...]:
+        """The four cells' exercises, row by row."""
+        return (*self.cells[0], *self.cells[1])
+
+
+@dataclass(frozen=True)
+class FactorTest:
+    """A claim that one value of an aspect of a factorial does better than the other."""
+
+    factorial: str
+    aspect: str  # the factorial's `rows` or `columns`
+    better: str  # the value the claim says does better (as `level_text` writes it)
+
+    def exercises(self, params: Params) -> tuple[str, ...]:
+        return params.factorials[self.factorial].exercises()
+
+
+@dataclass(frozen=True)
+class PairTest:
+    """A claim that exercise `better` does better than `than`; they differ in exactly `aspects`."""
+
+    better: str
+    than: str
+    aspects: tuple[str, ...]
+
+    def exercises(self, params: Params) -> tuple[str, ...]:
+        return (self.than, self.better)
+
+
+@dataclass(frozen=True)
+class PlateauTest:
+    """A claim that a validation curve stops improving from an epoch: across the exercise's runs, it gains less
+    than `margin` from `from_epoch` to the last epoch."""
+
+    exercise: str
+    metric: str  # one of PLATEAU_METRICS
+    from_epoch: int
+    margin: float
+
+    def exercises(self, params: Params) -> tuple[str, ...]:
+        return (self.exercise,)
+
+
+# The curves a plateau claim can read, and whether higher is better on each.
+PLATEAU_METRICS = {"val_accuracy": True, "val_loss": False}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One conclusion, as its author wrote it, and the controlled comparison that tests it."""
+
+    exercise: str | None  # the lab's exercise whose comments draw it; None: DenseLab's own explanation
+    text: Mapping[str, str]  # language -> the claim (vi: the lab's own words)
+    test: FactorTest | PairTest | PlateauTest | None
+    untested: Mapping[str, str]  # language -> why nothing tests it here, and what would (when test is None)
+
+    def said(self, language: str) -> str:
+        """The claim in `language`, else in the lab's Vietnamese, else in English."""
+        return self.text.get(language) or self.text.get("vi") or self.text.get("en", "")
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole validated params.yaml."""
 
@@ -142,6 +217,8 @@ class Params:
     exercises: Mapping[str, Exercise]
     study: Study
     report: ReportSettings
+    factorials: Mapping[str, Factorial] = dataclasses.field(default_factory=dict)
+    claims: Mapping[str, Claim] = dataclasses.field(default_factory=dict)
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -170,6 +247,8 @@ def parse_params(data: Any) -> Params:
     inputs = top.mapping_of("inputs", lambda s: _input_variant(s, datasets))
     exercises = top.mapping_of("exercises", lambda s: _exercise(s, inputs))
     seed = top.integer("seed", minimum=0)
+    aspects = {name: settings(spec, inputs[spec.inputs]) for name, spec in exercises.items()}
+    factorials = top.optional_mapping_of("factorials", lambda s: _factorial(s, aspects))
     params = Params(
         seed=seed,
         datasets=datasets,
@@ -177,17 +256,24 @@ def parse_params(data: Any) -> Params:
         exercises=exercises,
         study=_study(top.section("study"), seed, exercises),
         report=_report(top.section("report")),
+        factorials=factorials,
+        claims=top.optional_mapping_of("claims", lambda s: _claim(s, exercises, aspects, factorials)),
     )
     top.done()
     return params
 
 
 def settings(exercise: Exercise, variant: InputVariant) -> dict[str, Any]:
-    """What defines an exercise's run, aspect by aspect (what two exercises can differ in)."""
+    """What defines an exercise's run, aspect by aspect (what two exercises can differ in, and a claim can name).
+
+    The hidden layers' activations and the output's are two aspects: a hidden layer extracts features, the output
+    turns them into what the loss reads, and a claim about one must not be confused with the other.
+    """
     return {
         "dataset": variant.dataset,
         "layer sizes": tuple(layer.units for layer in exercise.layers),
-        "activations": tuple(layer.activation or "none" for layer in exercise.layers),
+        "hidden activations": tuple(layer.activation or "none" for layer in exercise.layers[:-1]),
+        "output activation": exercise.layers[-1].activation or "none",
         "input scaling": "x/255" if variant.divide_by_255 else "raw",
         "optimizer": exercise.optimizer,
         "learning rate": exercise.learning_rate,
@@ -196,6 +282,32 @@ def settings(exercise: Exercise, variant: InputVariant) -> dict[str, Any]:
         "epochs": exercise.epochs,
         "validation split": exercise.validation_split,
     }
+
+
+# The keys of `settings`, in its order: what a factorial or a claim may name.
+ASPECTS = (
+    "dataset",
+    "layer sizes",
+    "hidden activations",
+    "output activation",
+    "input scaling",
+    "optimizer",
+    "learning rate",
+    "loss function",
+    "batch size",
+    "epochs",
+    "validation split",
+)
+
+
+def level_text(value: Any) -> str:
+    """An aspect's value as params.yaml's claims write it: `sigmoid`, `x/255`, `relu, relu` (a tuple joined)."""
+    return ", ".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The aspects in which two exercises' `settings` differ, in `settings` order."""
+    return [key for key in a if a[key] != b[key]]
 
 
 def parameter_count(input_dim: int, layers: Sequence[Layer]) -> int:
@@ -218,7 +330,7 @@ def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list
         for b in names[i + 1 :]:
             sa = settings(params.exercises[a], params.inputs[params.exercises[a].inputs])
             sb = settings(params.exercises[b], params.inputs[params.exercises[b].inputs])
-            changed = [k for k in sa if sa[k] != sb[k]]
+            changed = differences(sa, sb)
             if len(changed) == 1:
                 found.append((a, b, changed[0]))
     return found
@@ -268,18 +380,24 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
         validation_split=s.number("validation_split", low=0.0, high=1.0, low_open=True, high_open=True),
         precision=s.choice("precision", PRECISIONS),
         lab_test_accuracy=s.optional_number("lab_test_accuracy", low=0.0, high=1.0),
+        control=s.boolean("control", default=False),
     )
+    if exercise.control and exercise.lab_test_accuracy is not None:
+        raise ParamsError(
+            f"{s.key('lab_test_accuracy')}: a control is not one of the lab's exercises, so the lab reported no "
+            "accuracy for it; remove the key (or `control: true`)"
+        )
     s.done()
     return exercise
 
 
-def _description(s: _Section) -> dict[str, str]:
+def _description(s: _Section, key: str = "description") -> dict[str, str]:
     """`description`: one text (English), or one per language of the report (`{en: ..., vi: ...}`)."""
-    value = s.data.get("description")
+    value = s.data.get(key)
     if value is None or isinstance(value, str):
-        text = s.string("description", default="")
+        text = s.string(key, default="")
         return {"en": text} if text else {}
-    texts = s.section("description")
+    texts = s.section(key)
     found = {language: texts.string(language) for language in LANGUAGES if language in texts.data}
     texts.seen.update(LANGUAGES)  # every language may be given, none must
     texts.done()
@@ -306,6 +424,112 @@ def _study(s: _Section, lab_seed: int, exercises: Mapping[str, Exercise]) -> Stu
     study = Study(seeds=tuple(seeds), exercises=tuple(names))
     s.done()
     return study
+
+
+def _factorial(s: _Section, aspects: Mapping[str, Mapping[str, Any]]) -> Factorial:
+    rows = s.choice("rows", ASPECTS, what="aspect")
+    columns = s.choice("columns", ASPECTS, what="aspect")
+    if rows == columns:
+        raise ParamsError(f"{s.key('columns')}: the same aspect as rows ({rows!r}); a factorial crosses two aspects")
+    grid = s._get("cells")
+    if not (isinstance(grid, list) and len(grid) == 2 and all(isinstance(r, list) and len(r) == 2 for r in grid)):
+        raise ParamsError(f"{s.key('cells')}: expected two rows of two exercises ([[a, b], [c, d]]), got {grid!r}")
+    cells = tuple(
+        tuple(_choice(grid[r][c], f"{s.key('cells')}[{r}][{c}]", tuple(aspects), "exercise") for c in (0, 1))
+        for r in (0, 1)
+    )
+    # Along a row only the columns' aspect may change; down a column only the rows'.
+    for (r1, c1), (r2, c2), aspect in (
+        ((0, 0), (0, 1), columns),
+        ((1, 0), (1, 1), columns),
+        ((0, 0), (1, 0), rows),
+        ((0, 1), (1, 1), rows),
+    ):
+        a, b = cells[r1][c1], cells[r2][c2]
+        changed = differences(aspects[a], aspects[b])
+        if changed != [aspect]:
+            raise ParamsError(
+                f"{s.key('cells')}[{r2}][{c2}]: {b} must differ from {a} only in its {aspect}; "
+                f"they differ in {', '.join(changed) or 'nothing'}"
+            )
+    factorial = Factorial(
+        rows=rows,
+        columns=columns,
+        cells=(cells[0], cells[1]),  # type: ignore[arg-type]  # two rows of two, checked above
+        row_levels=(level_text(aspects[cells[0][0]][rows]), level_text(aspects[cells[1][0]][rows])),
+        column_levels=(level_text(aspects[cells[0][0]][columns]), level_text(aspects[cells[0][1]][columns])),
+    )
+    s.done()
+    return factorial
+
+
+def _claim(
+    s: _Section,
+    exercises: Mapping[str, Exercise],
+    aspects: Mapping[str, Mapping[str, Any]],
+    factorials: Mapping[str, Factorial],
+) -> Claim:
+    exercise = s.optional_choice("exercise", tuple(exercises), what="exercise")
+    text = _description(s, "text")
+    if not text:
+        raise ParamsError(f"{s.key('text')}: missing (the claim in the lab's words, vi, and in English, en)")
+    test: FactorTest | PairTest | PlateauTest | None = None
+    untested: dict[str, str] = {}
+    if s.data.get("test") is None:
+        s.seen.add("test")
+        untested = _description(s, "untested")
+        if not untested:
+            raise ParamsError(f"{s.key('test')}: missing; a claim without a test says why under `untested`")
+    else:
+        test = _claim_test(s.section("test"), exercises, aspects, factorials)
+    s.done()
+    return Claim(exercise=exercise, text=text, test=test, untested=untested)
+
+
+def _claim_test(
+    s: _Section,
+    exercises: Mapping[str, Exercise],
+    aspects: Mapping[str, Mapping[str, Any]],
+    factorials: Mapping[str, Factorial],
+) -> FactorTest | PairTest | PlateauTest:
+    if len([k for k in ("factorial", "than", "plateau") if k in s.data]) != 1:
+        raise ParamsError(
+            f"{s.path}: expected one kind of test: {{factorial, aspect, better}}, {{better, than, aspects}} or "
+            "{plateau, metric, from_epoch, margin}"
+        )
+    test: FactorTest | PairTest | PlateauTest
+    if "factorial" in s.data:
+        name = s.choice("factorial", tuple(factorials), what="factorial (a key of factorials)")
+        factorial = factorials[name]
+        aspect = s.choice("aspect", (factorial.rows, factorial.columns), what=f"aspect of factorial {name}")
+        levels = factorial.row_levels if aspect == factorial.rows else factorial.column_levels
+        test = FactorTest(factorial=name, aspect=aspect, better=s.choice("better", levels, what=f"{aspect} value"))
+    elif "than" in s.data:
+        better = s.choice("better", tuple(exercises), what="exercise")
+        than = s.choice("than", tuple(exercises), what="exercise")
+        named = s.unique_list("aspects", lambda value, key: _choice(value, key, ASPECTS, "aspect"))
+        changed = differences(aspects[than], aspects[better])
+        if sorted(changed) != sorted(named):
+            raise ParamsError(
+                f"{s.key('aspects')}: {better} differs from {than} in {', '.join(changed) or 'nothing'}, "
+                f"not only in the aspects named ({', '.join(named)}): a comparison must change only what it names"
+            )
+        test = PairTest(better=better, than=than, aspects=tuple(named))
+    else:
+        exercise = s.choice("plateau", tuple(exercises), what="exercise")
+        test = PlateauTest(
+            exercise=exercise,
+            metric=s.choice("metric", tuple(PLATEAU_METRICS), what="curve"),
+            from_epoch=s.integer("from_epoch", minimum=1),
+            margin=s.number("margin", low=0.0, low_open=True),
+        )
+        if test.from_epoch >= exercises[exercise].epochs:
+            raise ParamsError(
+                f"{s.key('from_epoch')}: {exercise} trains {exercises[exercise].epochs} epochs; the curve must go on "
+                f"after epoch {test.from_epoch}"
+            )
+    s.done()
+    return test
 
 
 def _report(s: _Section) -> ReportSettings:
@@ -361,6 +585,10 @@ class _Section:
     def section(self, key: str) -> _Section:
         return _Section(self._get(key), self.key(key))
 
+    def optional_mapping_of(self, key: str, build: Callable[[_Section], _T]) -> dict[str, _T]:
+        """`mapping_of`, or nothing where the key is absent or empty."""
+        return self.mapping_of(key, build) if self._get(key, None) else {}
+
     def mapping_of(self, key: str, build: Callable[[_Section], _T]) -> dict[str, _T]:
         section = self.section(key)
         if not section.data:
@@ -397,8 +625,8 @@ class _Section:
             raise ParamsError(f"{self.key(key)}: expected a string, got {_describe(value)}")
         return value
 
-    def boolean(self, key: str) -> bool:
-        value = self._get(key)
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
+        value = self._get(key, default)
         if not isinstance(value, bool):
             raise ParamsError(f"{self.key(key)}: expected true or false, got {_describe(value)}")
         return value

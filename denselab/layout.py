@@ -69,3 +69,9 @@ def fingerprint_file(exercise: str) -> str:
 def sources_file(stage: str) -> str:
     """A stage's list of source files inside the sources folder (dvc.yaml's deps spell the same)."""
     return f"{stage}.json"
+
+
+# judge: the claims' folder.
+def factorial_png(factorial: str) -> str:
+    """The file name of a factorial's interaction plot, inside the claims' folder."""
+    return f"factorial-{factorial}.png"

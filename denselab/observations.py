@@ -121,6 +121,21 @@ def _plateau_epoch(values: Sequence[float], higher_is_better: bool, tolerance: C
     return len(values)
 
 
+# Curves flat from this epoch or earlier never learned: training stalled (later, they have converged).
+STALLED_BY_EPOCH = 2
+
+
+def stalled_training(history: Mapping[str, Sequence[float]], lang: Language) -> list[Observation]:
+    """The accuracy curves' observation where training stalled (flat on both sets from the first epochs) or
+    collapsed after an early peak (worse on both): a mechanism a verdict can cite. Empty otherwise."""
+    return [
+        o
+        for o in curve_observations(history, lang)
+        if o.message == CURVE_MESSAGES["accuracy", "unstable"]
+        or (o.message == CURVE_MESSAGES["accuracy", "flat"] and o.values["epoch"] <= STALLED_BY_EPOCH)
+    ]
+
+
 def curve_observations(history: Mapping[str, Sequence[float]], lang: Language) -> list[Observation]:
     """How the validation curves behave against the training curves: worsening, flat or improving."""
     n = len(history.get("loss", []))
@@ -259,7 +274,8 @@ def study_observations(statistics: Mapping[str, Any] | None, lang: Language) -> 
 ASPECTS = {
     "dataset": N_("dataset"),
     "layer sizes": N_("layer sizes"),
-    "activations": N_("activations"),
+    "hidden activations": N_("hidden activations"),
+    "output activation": N_("output activation"),
     "input scaling": N_("input scaling"),
     "optimizer": N_("optimizer"),
     "learning rate": N_("learning rate"),
@@ -283,6 +299,11 @@ def _show(value: Any, lang: Language) -> str:
     if isinstance(value, int):
         return lang.thousands(value)
     return lang.gettext(SETTING_WORDS[value]) if value in SETTING_WORDS else str(value)
+
+
+def level_shown(text: str, lang: Language) -> str:
+    """An aspect's value as `config.level_text` wrote it (`raw`, `none`, `relu, relu`), as the page shows it."""
+    return ", ".join(lang.gettext(SETTING_WORDS[w]) if w in SETTING_WORDS else w for w in text.split(", "))
 
 
 def single_comparison(
@@ -361,11 +382,19 @@ def idle_share(evaluation: Mapping[str, Any]) -> tuple[float | None, float] | No
 
 
 def units_comparison(
-    a: str, b: str, evaluation_a: Mapping[str, Any], evaluation_b: Mapping[str, Any], lang: Language
+    a: str,
+    b: str,
+    evaluation_a: Mapping[str, Any],
+    evaluation_b: Mapping[str, Any],
+    lang: Language,
+    both_defined: bool = False,
 ) -> Observation | None:
-    """How the first hidden layer's units differ between two exercises, if they say anything."""
+    """How the first hidden layer's units differ between two exercises, if they say anything (with
+    `both_defined`, only where both layers' activations define idle units: ReLU or sigmoid, not linear)."""
     first_a, first_b = idle_share(evaluation_a), idle_share(evaluation_b)
     if first_a is None or first_b is None or (first_a[0] is None and first_b[0] is None):
+        return None
+    if both_defined and (first_a[0] is None or first_b[0] is None):
         return None
     return Observation(
         N_(
@@ -382,3 +411,158 @@ def units_comparison(
             "median_b": lang.number(first_b[1], 2),
         },
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The lab's conclusions on trial (judge's results, `denselab.claims`)
+
+VERDICT_WORDS = {
+    "supported": N_("Supported"),
+    "conditional": N_("Supported only under a condition"),
+    "not_supported": N_("Not supported"),
+    "contradicted": N_("Contradicted"),
+    "not_tested": N_("Not tested"),
+}
+
+
+def _interval(test: Mapping[str, Any], lang: Language) -> dict[str, str]:
+    """A test's difference (points), its 95% interval and its adjusted p, as the page writes them."""
+    return {
+        "diff": lang.points(test["difference"]),
+        "low": lang.points(test.get("ci95_low")),
+        "high": lang.points(test.get("ci95_high")),
+        "p": lang.p_value(test.get("p_adjusted")),
+    }
+
+
+def factor_evidence(found: Mapping[str, Any], aspect: str, lang: Language) -> list[Observation]:
+    """A factorial claim's numbers: the effect over both values of the other aspect, at each of them, the
+    interaction, and what they add up to (the verdict's reason)."""
+    words = {
+        "aspect": lang.gettext(ASPECTS[aspect]),
+        "other": lang.gettext(ASPECTS[found["other_aspect"]]),
+        "better": level_shown(found["better"], lang),
+        "worse": level_shown(found["worse"], lang),
+    }
+    found_at = [{**words, "at": level_shown(s["at"], lang), **_interval(s, lang)} for s in found["simple"]]
+    lines = [
+        Observation(
+            N_(
+                "Averaged over both values of the %(other)s, %(better)s instead of %(worse)s (%(aspect)s) changes "
+                "test accuracy by %(diff)s points (95%% interval %(low)s to %(high)s; adjusted p %(p)s)."
+            ),
+            {**words, **_interval(found["effect"], lang)},
+        ),
+        *(
+            Observation(
+                N_("With %(other)s %(at)s: %(diff)s points (95%% interval %(low)s to %(high)s; adjusted p %(p)s)."),
+                values,
+            )
+            for values in found_at
+        ),
+        Observation(
+            N_(
+                "Interaction (how much the effect changes with the %(other)s): %(diff)s points (95%% interval "
+                "%(low)s to %(high)s; adjusted p %(p)s)."
+            ),
+            {**words, **_interval(found["interaction"], lang)},
+        ),
+    ]
+    verdict = found["verdict"]
+    if verdict == "supported":
+        reason = N_("%(better)s does better than %(worse)s, whatever the %(other)s.")
+    elif verdict == "conditional":
+        reason = N_("%(better)s does better than %(worse)s only with %(other)s %(at)s.")
+        words["at"] = ", ".join(level_shown(v, lang) for v in found["holds_at"])
+    elif verdict == "contradicted":
+        reason = N_("%(worse)s does better than %(better)s: the opposite of the claim.")
+    else:
+        reason = N_("No difference between %(better)s and %(worse)s stands out from run-to-run noise.")
+    return [*lines, Observation(reason, words)]
+
+
+def claim_condition(found: Mapping[str, Any], lang: Language) -> Observation | None:
+    """Where a claim supported only under a condition holds: the other aspect's value(s), for the verdict."""
+    if found.get("verdict") != "conditional":
+        return None
+    return Observation(
+        N_("only with %(other)s %(at)s"),
+        {
+            "other": lang.gettext(ASPECTS[found["other_aspect"]]),
+            "at": ", ".join(level_shown(v, lang) for v in found["holds_at"]),
+        },
+    )
+
+
+def pair_evidence(
+    better: str, than: str, aspects: Sequence[str], found: Mapping[str, Any], lang: Language
+) -> list[Observation]:
+    """A pair claim's numbers: the difference of the two exercises' runs, and what the exercises differ in."""
+    test = found["test"]
+    values = {
+        "better": better,
+        "than": than,
+        "aspects": ", ".join(lang.gettext(ASPECTS[a]) for a in aspects),
+        "n_a": found["runs"][than],
+        "n_b": found["runs"][better],
+        **_interval(test, lang),
+    }
+    if test.get("p_value") is None:
+        return [
+            Observation(
+                N_("Every run of %(than)s and of %(better)s gave the same accuracy: no spread to test against."),
+                values,
+            )
+        ]
+    return [
+        Observation(
+            N_(
+                "%(better)s minus %(than)s (they differ only in: %(aspects)s), over %(n_b)s and %(n_a)s runs: "
+                "%(diff)s points (95%% interval %(low)s to %(high)s; adjusted p %(p)s)."
+            ),
+            values,
+        )
+    ]
+
+
+def plateau_evidence(
+    exercise: str, metric: str, from_epoch: int, found: Mapping[str, Any], lang: Language
+) -> list[Observation]:
+    """A plateau claim's numbers: how much the validation curve still gained after the epoch, against the margin."""
+    test = found["test"]
+    show = lang.points if metric == "val_accuracy" else (lambda v: "–" if v is None else lang.number(v, 4))
+    values = {
+        "exercise": exercise,
+        "epoch": from_epoch,
+        "n": test["n"],
+        "gain": show(test["gain"]),
+        "low": show(test.get("ci95_low")),
+        "high": show(test.get("ci95_high")),
+        "margin": show(test["margin"]),
+        "p": lang.p_value(test.get("p_adjusted")),
+    }
+    message = (
+        N_(
+            "Over %(n)s runs of %(exercise)s, validation accuracy gained %(gain)s points from epoch %(epoch)s to the "
+            "last (95%% interval %(low)s to %(high)s), against a margin of %(margin)s (adjusted p %(p)s)."
+        )
+        if metric == "val_accuracy"
+        else N_(
+            "Over %(n)s runs of %(exercise)s, validation loss fell by %(gain)s from epoch %(epoch)s to the last "
+            "(95%% interval %(low)s to %(high)s), against a margin of %(margin)s (adjusted p %(p)s)."
+        )
+    )
+    return [Observation(message, values)]
+
+
+def untested_evidence(missing: Sequence[str]) -> list[Observation]:
+    """Why a claim with a test was not tested: the exercises it needs that the study does not run."""
+    return [
+        Observation(
+            N_(
+                "Not testable here: the seeds study does not run %(missing)s. Add it to study.exercises in params.yaml "
+                "and run `dvc repro`."
+            ),
+            {"missing": ", ".join(missing)},
+        )
+    ]

@@ -35,8 +35,8 @@ def describe(accuracies: pd.Series, lab: float | None) -> dict[str, Any]:
         "ci95_low": _round(low),
         "ci95_high": _round(high),
     }
+    found["lab"] = lab  # None for a control: the lab did not run it
     if lab is not None:
-        found["lab"] = lab
         found["lab_in_range"] = bool(accuracies.min() <= lab <= accuracies.max())
         found["lab_sds"] = _round((lab - mean) / sd, 2) if n > 1 and sd > 0 else None
     return found

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from denselab.cli import StageError, stage_main
+from denselab.cli import stage_main
 from denselab.config import Params, load_params, one_change_pairs
 from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, save_png, seaborn
 from denselab.files import replaced_folder, write_text
-from denselab.history import long_history
 from denselab.i18n import N_, Language
-from denselab.layout import OVERVIEW_PNG, RUNS_CSV, curves_png, exercise_file, run_file
+from denselab.layout import OVERVIEW_PNG, RUNS_CSV, curves_png
+from denselab.runs import read_runs
 from denselab.statistics import comparison_key, describe, welch
 
 # The figures' texts; message ids of the catalogs in templates/messages/.
@@ -40,51 +40,6 @@ LABELS = {
     "lab": N_("Lab's reported accuracy"),
     **CURVE_LABELS,
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the runs
-
-
-def read_runs(
-    params: Params, metrics_dir: Path, history_dir: Path, runs_dir: Path
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every run of every studied exercise, the lab's run first.
-
-    Returns (runs: one row per run with exercise, seed, lab_run, test_accuracy, test_loss;
-    curves: long-form history with exercise, seed, epoch, metric, split, value).
-    """
-    import numpy as np
-    import pandas as pd
-
-    rows, curves = [], []
-    for name in params.study.exercises:
-        for seed in params.study.all_seeds(params.seed):
-            lab_run = seed == params.seed
-            paths = (
-                [metrics_dir / exercise_file("metrics", name), history_dir / exercise_file("history", name)]
-                if lab_run
-                else [runs_dir / name / run_file(seed)]
-            )
-            missing = [str(p) for p in paths if not p.is_file()]
-            if missing:
-                raise StageError(f"{name}, seed {seed}: missing {', '.join(missing)}; run `dvc repro` to train it")
-            metrics = json.loads(paths[0].read_text())
-            if lab_run:
-                history = pd.read_csv(paths[1])
-            else:
-                history = pd.DataFrame(metrics["history"]).assign(epoch=lambda d: np.arange(1, len(d) + 1))
-            rows.append(
-                {
-                    "exercise": name,
-                    "seed": seed,
-                    "lab_run": lab_run,
-                    "test_accuracy": metrics["test_accuracy"],
-                    "test_loss": metrics["test_loss"],
-                }
-            )
-            curves.append(long_history(history).assign(exercise=name, seed=seed))
-    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
     python -m stages.report --metrics reports/metrics --evaluation reports/evaluation --summary reports/summary \
         --history reports/history --figures reports/figures --datasets reports/datasets \
-        --study reports/study.json --study-figures reports/study --out reports/index.html
+        --study reports/study.json --study-figures reports/study --claims reports/claims.json \
+        --claims-figures reports/claims --out reports/index.html
 
-Only assembles: it reads what train, evaluate, explain, describe and aggregate wrote under `reports/`
+Only assembles: it reads what train, evaluate, explain, describe, aggregate and judge wrote under `reports/`
 and params.yaml, asks `denselab.observations` for the sentences, builds one frozen view of the page and
 renders it. It never draws and never imports TensorFlow or matplotlib: every figure was drawn by the stage
 that owns its data and is embedded here as a PNG data URI; CSS is inlined, so the file opens anywhere, offline.
@@ -26,7 +27,18 @@ from typing import Any
 import jinja2
 
 from denselab.cli import StageError, stage_main
-from denselab.config import Exercise, InputVariant, Params, load_params, one_change_pairs, settings
+from denselab.config import (
+    Claim,
+    Exercise,
+    FactorTest,
+    InputVariant,
+    PairTest,
+    Params,
+    PlateauTest,
+    load_params,
+    one_change_pairs,
+    settings,
+)
 from denselab.files import write_text
 from denselab.history import read_history
 from denselab.i18n import TEMPLATES, Language
@@ -39,16 +51,26 @@ from denselab.layout import (
     RUNS_CSV,
     curves_png,
     exercise_file,
+    factorial_png,
 )
 from denselab.observations import (
+    ASPECTS,
+    VERDICT_WORDS,
     Observation,
+    claim_condition,
     class_observations,
     curve_observations,
+    factor_evidence,
+    level_shown,
+    pair_evidence,
+    plateau_evidence,
     single_comparison,
+    stalled_training,
     study_comparison,
     study_observations,
     unit_observations,
     units_comparison,
+    untested_evidence,
 )
 from denselab.statistics import comparison_key, lab_position
 
@@ -126,6 +148,82 @@ class Comparison:
     units: Observation | None = None
 
 
+@dataclass(frozen=True)
+class ClaimView:
+    """One claim on the page: its words, its verdict, the numbers behind it and, where the diagnostics show one,
+    the mechanism (each with the exercise it is about)."""
+
+    name: str
+    claim: Claim
+    verdict: str
+    condition: Observation | None  # where a claim supported only under a condition holds
+    evidence: tuple[Observation, ...]
+    mechanism: tuple[tuple[str, Observation], ...]
+    untested: str  # the claim's own reason, where it has no test
+
+
+@dataclass(frozen=True)
+class FactorialView:
+    """One factorial on the page: its aspects and values, each cell's runs described, its interaction plot."""
+
+    name: str
+    found: Mapping[str, Any]  # judge's entry: rows, columns, row_levels, column_levels, cells, effects, missing
+    figure: str | None
+
+
+@dataclass(frozen=True)
+class ClaimsView:
+    """What judge wrote: every claim's verdict, every factorial, and how many tests the adjustment counted."""
+
+    found: Mapping[str, Any]
+    figures: Mapping[str, str]  # factorial name -> interaction plot (data URI)
+
+
+def claim_views(claims: ClaimsView, params: Params, views: list[ExerciseView], lang: Language) -> list[ClaimView]:
+    """Every claim of params.yaml, in its order, with its verdict and the sentences that give its reasons."""
+    by_name = {v.name: v for v in views}
+    found_views = []
+    for name, claim in params.claims.items():
+        found = claims.found["claims"][name]
+        test = claim.test
+        evidence: list[Observation] = []
+        pairs: list[tuple[str, str]] = []
+        if found["verdict"] == "not_tested":
+            evidence = untested_evidence(found["missing"]) if found["missing"] else []
+        elif isinstance(test, FactorTest):
+            evidence = factor_evidence(found, test.aspect, lang)
+            cells = params.factorials[test.factorial].cells
+            pairs = (
+                [(cells[0][c], cells[1][c]) for c in (0, 1)]
+                if test.aspect == params.factorials[test.factorial].rows
+                else [(cells[r][0], cells[r][1]) for r in (0, 1)]
+            )
+        elif isinstance(test, PairTest):
+            evidence = pair_evidence(test.better, test.than, test.aspects, found, lang)
+            pairs = [(test.than, test.better)]
+        elif isinstance(test, PlateauTest):
+            evidence = plateau_evidence(test.exercise, test.metric, test.from_epoch, found, lang)
+        mechanism: list[tuple[str, Observation]] = []
+        for a, b in pairs:
+            units = units_comparison(a, b, by_name[a].evaluation, by_name[b].evaluation, lang, both_defined=True)
+            if units:
+                mechanism.append(("", units))
+        involved = dict.fromkeys(e for pair in pairs for e in pair)
+        mechanism += [(e, o) for e in involved for o in stalled_training(by_name[e].history, lang)]
+        found_views.append(
+            ClaimView(
+                name=name,
+                claim=claim,
+                verdict=found["verdict"],
+                condition=claim_condition(found, lang),
+                evidence=tuple(evidence),
+                mechanism=tuple(mechanism),
+                untested=claim.untested.get(lang.code) or claim.untested.get("en", ""),
+            )
+        )
+    return found_views
+
+
 def exercise_view(files: ExerciseFiles, params: Params, study: StudyView | None, lang: Language) -> ExerciseView:
     """The view of one exercise: its files, its settings, and every observation written from them."""
     spec = params.exercises[files.name]
@@ -196,7 +294,8 @@ def make_environment(lang: Language) -> jinja2.Environment:
         points=lang.points,
         p_value=lang.p_value,
     )
-    env.globals.update(language=lang.code)
+    env.filters.update(level=lambda text: level_shown(text, lang))
+    env.globals.update(language=lang.code, verdict_words=VERDICT_WORDS, aspect_words=ASPECTS)
     return env
 
 
@@ -205,10 +304,16 @@ def report(
     params: Params,
     study: StudyView | None = None,
     datasets: list[DatasetView] | None = None,
+    claims: ClaimsView | None = None,
 ) -> str:
     """The HTML page for these results: the views, built once, then one render call."""
     lang = Language(params.report.language)
     views = [exercise_view(files, params, study, lang) for files in results]
+    factorials = (
+        [FactorialView(name, claims.found["factorials"][name], claims.figures.get(name)) for name in params.factorials]
+        if claims
+        else []
+    )
     provenance = {"versions": results[0].summary.get("versions", {}) if results else {}}
     return (
         make_environment(lang)
@@ -217,6 +322,9 @@ def report(
             results=views,
             comparisons=comparisons(views, params, lang, study),
             study=study,
+            claims=claim_views(claims, params, views, lang) if claims else [],
+            claims_tests=claims.found["tests"] if claims else 0,
+            factorials=factorials,
             data=datasets or [],
             datasets=params.datasets,
             provenance=provenance,
@@ -311,10 +419,31 @@ def load_study(params: Params, statistics_file: Path, figures: Path) -> StudyVie
     )
 
 
+def load_claims(params: Params, claims_file: Path, figures: Path) -> ClaimsView:
+    """Read judge's results and interaction plots; every claim and factorial of params.yaml must be there."""
+    if not claims_file.is_file():
+        raise StageError(f"claims: missing {claims_file}; run `dvc repro` to judge them")
+    found = json.loads(claims_file.read_text())
+    absent = [n for n in params.claims if n not in found.get("claims", {})] + [
+        n for n in params.factorials if n not in found.get("factorials", {})
+    ]
+    if absent:
+        raise StageError(f"{claims_file}: nothing for {', '.join(absent)}; run `dvc repro` to judge them")
+    drawn = {}
+    for name, factorial in found["factorials"].items():
+        if "cells" in factorial:
+            path = figures / factorial_png(name)
+            if not path.is_file():
+                raise StageError(f"claims: missing {path}; run `dvc repro` to judge them")
+            drawn[name] = _data_uri(path)
+    return ClaimsView(found=found, figures=drawn)
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.report --metrics DIR --evaluation DIR --summary DIR --history DIR
-    --figures DIR --datasets DIR --study FILE.json --study-figures DIR --out FILE.html`."""
+    --figures DIR --datasets DIR --study FILE.json --study-figures DIR --claims FILE.json --claims-figures DIR
+    --out FILE.html`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for kind in FOLDERS:
         parser.add_argument(f"--{kind}", type=Path, required=True, help=f"the folder of the {kind} files")
@@ -322,13 +451,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", type=Path, required=True, help="the folder of every dataset's figures (describe)")
     parser.add_argument("--study", type=Path, required=True, help="the seeds study's statistics (aggregate)")
     parser.add_argument("--study-figures", type=Path, required=True, help="the study's per-run table and figures")
+    parser.add_argument("--claims", type=Path, required=True, help="the claims' verdicts (judge)")
+    parser.add_argument("--claims-figures", type=Path, required=True, help="the factorials' interaction plots")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     params = load_params()
     results = load_results(params, {kind: getattr(args, kind) for kind in (*FOLDERS, "figures")})
     study = load_study(params, args.study, args.study_figures)
     datasets = load_datasets(params, args.datasets)
-    write_text(args.out, report(results, params, study, datasets))
+    claims = load_claims(params, args.claims, args.claims_figures)
+    write_text(args.out, report(results, params, study, datasets, claims))
     print(f"report: wrote {args.out} ({len(results)} exercises)", file=sys.stderr)
 
 

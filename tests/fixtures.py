@@ -1,4 +1,5 @@
-"""Tiny datasets in the real file formats (mnist.npz, IDX, CIFAR-10 python tar) and a loopback HTTP server."""
+"""Tiny datasets in the real file formats (mnist.npz, IDX, CIFAR-10 python tar), the files of a seeds study's runs,
+and a loopback HTTP server."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import pickle
 import tarfile
 import threading
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from denselab.config import IDX_FILES
+from denselab.layout import exercise_file, run_file
 
 
 class _Delete:
@@ -38,6 +41,14 @@ def set_key(data: dict, dotted: str, value) -> None:
         data[int(last)] = value
     else:
         data[last] = value
+
+
+def without_claims(data: dict) -> dict:
+    """params data without factorials and claims: for a test that edits an exercise so far that the lab's
+    comparisons no longer hold (validate would refuse the claims, rightly)."""
+    data.pop("factorials", None)
+    data.pop("claims", None)
+    return data
 
 
 def sha256(path: Path) -> str:
@@ -134,6 +145,33 @@ def write_cifar_tar(path: Path, arrays: dict[str, np.ndarray], extra: list[tarfi
         for info in extra or []:
             tar.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
     return Path(path)
+
+
+def write_runs(root: Path, params: dict, accuracy: dict[str, list[float]]) -> dict[str, Path]:
+    """What evaluate, train (the lab's seed) and replicate (the other seeds) would write."""
+    folders = {k: root / k for k in ("metrics", "history", "runs")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    for name, values in accuracy.items():
+        lab, *others = values
+        (folders["metrics"] / exercise_file("metrics", name)).write_text(
+            json.dumps({"test_accuracy": lab, "test_loss": 0.1})
+        )
+        rows = ["epoch,loss,accuracy,val_loss,val_accuracy"] + [
+            f"{e},{1 / e},{lab - 0.1 / e},{1.2 / e},{lab - 0.2 / e}" for e in (1, 2, 3)
+        ]
+        (folders["history"] / exercise_file("history", name)).write_text("\n".join(rows) + "\n")
+        for seed, value in zip(params["study"]["seeds"], others):
+            history = {
+                "loss": [1, 0.5, 0.3],
+                "accuracy": [value - 0.1, value - 0.05, value],
+                "val_loss": [1.1, 0.6, 0.4],
+                "val_accuracy": [value - 0.2, value - 0.1, value],
+            }
+            run = {"exercise": name, "seed": seed, "test_accuracy": value, "test_loss": 0.2, "history": history}
+            (folders["runs"] / name).mkdir(exist_ok=True)
+            (folders["runs"] / name / run_file(seed)).write_text(json.dumps(run))
+    return folders
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

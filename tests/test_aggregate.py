@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,38 +13,10 @@ import yaml
 from scipy import stats
 
 from denselab.config import parse_params
-from denselab.layout import exercise_file, run_file
+from denselab.runs import read_runs
 from stages import aggregate as A
 from tests.conftest import ROOT
-
-# --- the stage on tiny files ----------------------------------------------------------------------
-
-
-def write_runs(root: Path, params: dict, accuracy: dict[str, list[float]]) -> dict[str, Path]:
-    """What evaluate, train (the lab's seed) and replicate (the other seeds) would write."""
-    folders = {k: root / k for k in ("metrics", "history", "runs")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    for name, values in accuracy.items():
-        lab, *others = values
-        (folders["metrics"] / exercise_file("metrics", name)).write_text(
-            json.dumps({"test_accuracy": lab, "test_loss": 0.1})
-        )
-        rows = ["epoch,loss,accuracy,val_loss,val_accuracy"] + [
-            f"{e},{1 / e},{lab - 0.1 / e},{1.2 / e},{lab - 0.2 / e}" for e in (1, 2, 3)
-        ]
-        (folders["history"] / exercise_file("history", name)).write_text("\n".join(rows) + "\n")
-        for seed, value in zip(params["study"]["seeds"], others):
-            history = {
-                "loss": [1, 0.5, 0.3],
-                "accuracy": [value - 0.1, value - 0.05, value],
-                "val_loss": [1.1, 0.6, 0.4],
-                "val_accuracy": [value - 0.2, value - 0.1, value],
-            }
-            run = {"exercise": name, "seed": seed, "test_accuracy": value, "test_loss": 0.2, "history": history}
-            (folders["runs"] / name).mkdir(exist_ok=True)
-            (folders["runs"] / name / run_file(seed)).write_text(json.dumps(run))
-    return folders
+from tests.fixtures import write_runs
 
 
 @pytest.fixture
@@ -60,10 +31,7 @@ ACCURACY = {"ex1": [0.87, 0.88, 0.86], "ex2": [0.74, 0.70, 0.76], "ex3": [0.977,
 def test_statistics_of_the_runs(tmp_path, study_params):
     params = parse_params(study_params)
     folders = write_runs(tmp_path, study_params, ACCURACY)
-    runs, curves = A.read_runs(params, folders["metrics"], folders["history"], folders["runs"])
-    assert list(runs["seed"]) == [42, 1, 2] * 3 and list(runs["lab_run"]) == [True, False, False] * 3
-    assert set(curves["split"]) == {"train", "validation"} and set(curves["metric"]) == {"accuracy", "loss"}
-    assert len(curves) == 3 * 3 * 4 * 3  # exercises x seeds x columns x epochs
+    runs, _ = read_runs(params, folders["metrics"], folders["history"], folders["runs"])
     found = A.aggregate(runs, params)
     assert list(found["exercises"]) == ["ex1", "ex2", "ex3"]
     assert found["exercises"]["ex2"]["mean"] == pytest.approx(0.7333333, abs=1e-6)
@@ -78,20 +46,13 @@ def test_the_figures_come_out_the_same_every_time(tmp_path, study_params):
     """Drawn twice from the same runs, every file is byte for byte the same: the report that embeds them, and DVC
     after them, see no change where there was none (a jittered strip plot drew its dots at random)."""
     params = parse_params(study_params)
-    runs, curves = A.read_runs(params, *write_runs(tmp_path, study_params, ACCURACY).values())
+    runs, curves = read_runs(params, *write_runs(tmp_path, study_params, ACCURACY).values())
     statistics = A.aggregate(runs, params)
     drawn = []
     for name in ("first", "second"):
         A.write_figures(tmp_path / name, runs, curves, statistics, "en")
         drawn.append({p.name: p.read_bytes() for p in (tmp_path / name).iterdir()})
     assert drawn[0] == drawn[1] and len(drawn[0]) == 2 + 3  # the table, the overview, three exercises' curves
-
-
-def test_a_missing_run_names_its_file(tmp_path, study_params):
-    folders = write_runs(tmp_path, study_params, ACCURACY)
-    (folders["runs"] / "ex2" / "seed-2.json").unlink()
-    with pytest.raises(A.StageError, match=r"ex2, seed 2: missing .*runs/ex2/seed-2.json; run `dvc repro`"):
-        A.read_runs(parse_params(study_params), folders["metrics"], folders["history"], folders["runs"])
 
 
 @pytest.mark.e2e

@@ -6,12 +6,14 @@ import pytest
 
 from denselab.config import ParamsError, load_params, parse_params
 from tests.conftest import ROOT
-from tests.fixtures import DELETE, set_key
+from tests.fixtures import DELETE, set_key, without_claims
+
+LAB = {"baseline", "ex1", "ex2", "ex3", "ex5"}
 
 
 def test_real_params_hold_the_labs_settings():
     params = load_params(ROOT / "params.yaml")
-    assert set(params.exercises) == {"baseline", "ex1", "ex2", "ex3", "ex5"}
+    assert {name for name, e in params.exercises.items() if not e.control} == LAB
     ex3 = params.exercises["ex3"]
     assert [(layer.units, layer.activation) for layer in ex3.layers] == [(784, "relu"), (10, "sigmoid")]
     assert params.inputs[ex3.inputs].divide_by_255 is True
@@ -20,7 +22,9 @@ def test_real_params_hold_the_labs_settings():
     assert params.inputs[params.exercises["baseline"].inputs].divide_by_255 is False
     ex5 = params.exercises["ex5"]
     assert (ex5.learning_rate, ex5.epochs, params.inputs[ex5.inputs].dataset) == (0.0001, 30, "cifar10")
-    assert {k: e.lab_test_accuracy for k, e in params.exercises.items()} == {
+    controls = {name: e for name, e in params.exercises.items() if e.control}
+    assert len(controls) == 4 and all(e.lab_test_accuracy is None for e in controls.values())
+    assert {k: e.lab_test_accuracy for k, e in params.exercises.items() if k in LAB} == {
         "baseline": 0.0995,
         "ex1": 0.8862,
         "ex2": 0.7468,
@@ -34,7 +38,11 @@ BAD = [
     ("seed", "42", "seed: expected an integer"),
     ("seed", DELETE, "seed: missing"),
     ("seed", None, "seed: expected an integer >= 0, got nothing (null)"),
-    ("studdy", {"seeds": [5]}, "studdy: unknown key; allowed here: datasets, exercises, inputs, report, seed, study"),
+    (
+        "studdy",
+        {"seeds": [5]},
+        "studdy: unknown key; allowed here: claims, datasets, exercises, factorials, inputs, report, seed, study",
+    ),
     ("extra", 1, "extra: unknown key"),
     ("exercises.ex2.epochs", "ten", "exercises.ex2.epochs: expected an integer >= 1, got str 'ten'"),
     ("exercises.ex2.epochs", True, "exercises.ex2.epochs: expected an integer >= 1, got a boolean"),
@@ -94,12 +102,77 @@ BAD = [
     (
         "study.exercises",
         ["ex1", "ex9"],
-        "study.exercises[1]: unknown exercise 'ex9'; allowed: baseline, ex1, ex2, ex3, ex5",
+        "study.exercises[1]: unknown exercise 'ex9'; allowed: baseline, ex1, ex2, ex3, ex5, sigmoid_x255,",
     ),
     ("study.exercises", ["ex1", "ex22"], "did you mean 'ex2'?"),
     ("study.exercises", ["ex1", "ex1"], "study.exercises[1]: 'ex1' is already in the list"),
     ("study.runs", 3, "study.runs: unknown key; allowed here: exercises, seeds"),
     ("study", DELETE, "study: missing"),
+    # Controls, factorials and claims.
+    (
+        "exercises.sigmoid_x255.lab_test_accuracy",
+        0.97,
+        "exercises.sigmoid_x255.lab_test_accuracy: a control is not one of the lab's exercises",
+    ),
+    ("exercises.ex2.control", "yes", "exercises.ex2.control: expected true or false"),
+    ("factorials.activation_by_scale.rows", "activation", "factorials.activation_by_scale.rows: unknown aspect"),
+    ("factorials.activation_by_scale.columns", "hidden activations", "the same aspect as rows"),
+    (
+        "factorials.activation_by_scale.cells",
+        [["ex1", "ex9"], ["ex2", "ex3"]],
+        "factorials.activation_by_scale.cells[0][1]: unknown exercise 'ex9'",
+    ),
+    ("factorials.activation_by_scale.cells", [["ex1", "ex2", "ex3"]], "expected two rows of two exercises"),
+    (
+        "factorials.activation_by_scale.cells",
+        [["ex1", "sigmoid_x255"], ["ex2", "ex5"]],
+        (
+            "factorials.activation_by_scale.cells[1][1]: ex5 must differ from ex2 only in its input scaling; they differ "
+            "in dataset, layer sizes, hidden activations, input scaling, learning rate, epochs"
+        ),
+    ),
+    ("claims.ex2_relu_worse.exercise", "ex9", "claims.ex2_relu_worse.exercise: unknown exercise 'ex9'"),
+    ("claims.ex2_relu_worse.text", DELETE, "claims.ex2_relu_worse.text: missing"),
+    ("claims.ex2_relu_worse.text", {"fr": "x"}, "claims.ex2_relu_worse.text.fr: unknown key"),
+    ("claims.ex2_relu_worse.test.factorial", "scale", "claims.ex2_relu_worse.test.factorial: unknown factorial"),
+    (
+        "claims.ex2_relu_worse.test.aspect",
+        "epochs",
+        (
+            "claims.ex2_relu_worse.test.aspect: unknown aspect of factorial activation_by_scale 'epochs'; allowed: "
+            "hidden activations, input scaling"
+        ),
+    ),
+    (
+        "claims.ex2_relu_worse.test.better",
+        "tanh",
+        "claims.ex2_relu_worse.test.better: unknown hidden activations value 'tanh'; allowed: sigmoid, relu",
+    ),
+    ("claims.ex1_sigmoid.test.better", "ex9", "claims.ex1_sigmoid.test.better: unknown exercise 'ex9'"),
+    (
+        "claims.ex1_sigmoid.test.aspects",
+        ["hidden activations"],
+        (
+            "claims.ex1_sigmoid.test.aspects: baseline_sigmoid_both differs from baseline in hidden activations, output "
+            "activation, not only in the aspects named (hidden activations)"
+        ),
+    ),
+    (
+        "claims.ex1_sigmoid.test.than",
+        "ex1",
+        "claims.ex1_sigmoid.test.aspects: baseline_sigmoid_both differs from ex1 in epochs, not only in the aspects",
+    ),
+    ("claims.ex1_sigmoid.test.aspects", ["activations"], "claims.ex1_sigmoid.test.aspects[0]: unknown aspect"),
+    (
+        "claims.ex2_relu_worse.test.than",
+        "ex1",
+        "claims.ex2_relu_worse.test: expected one kind of test",
+    ),
+    ("claims.ex5_validation_loss.test.metric", "loss", "claims.ex5_validation_loss.test.metric: unknown curve 'loss'"),
+    ("claims.ex5_validation_loss.test.from_epoch", 30, "claims.ex5_validation_loss.test.from_epoch: ex5 trains 30"),
+    ("claims.ex5_validation_loss.test.margin", 0, "claims.ex5_validation_loss.test.margin: expected a number > 0"),
+    ("claims.ex5_too_simple.untested", DELETE, "claims.ex5_too_simple.test: missing; a claim without a test says why"),
+    ("claims.ex5_too_simple.because", "x", "claims.ex5_too_simple.because: unknown key"),
 ]
 
 
@@ -123,10 +196,37 @@ def test_one_change_pairs_are_the_labs_comparisons(params_copy):
     from denselab.config import one_change_pairs
 
     params = parse_params(params_copy)
-    assert one_change_pairs(params) == [("ex1", "ex2", "activations"), ("ex2", "ex3", "input scaling")]
+    assert one_change_pairs(params, sorted(LAB)) == [
+        ("ex1", "ex2", "hidden activations"),
+        ("ex2", "ex3", "input scaling"),
+    ]
     assert one_change_pairs(params, ["ex3", "ex2"]) == [("ex2", "ex3", "input scaling")]
+    assert ("baseline", "baseline_sigmoid_output", "output activation") in one_change_pairs(params)
+    without_claims(params_copy)
     params_copy["exercises"]["ex3"]["epochs"] = 30  # ex3 now differs from ex2 in two settings
-    assert one_change_pairs(parse_params(params_copy)) == [("ex1", "ex2", "activations")]
+    assert one_change_pairs(parse_params(params_copy), sorted(LAB)) == [("ex1", "ex2", "hidden activations")]
+
+
+def test_the_aspects_are_the_settings_keys(params_copy):
+    from denselab.config import ASPECTS, settings
+    from denselab.observations import ASPECTS as MESSAGES
+
+    params = parse_params(params_copy)
+    ex5 = params.exercises["ex5"]
+    assert tuple(settings(ex5, params.inputs[ex5.inputs])) == ASPECTS == tuple(MESSAGES)
+    assert settings(ex5, params.inputs[ex5.inputs])["hidden activations"] == ("relu", "relu")
+
+
+def test_claims_and_factorials_are_optional(params_copy):
+    without_claims(params_copy)
+    params = parse_params(params_copy)
+    assert params.claims == {} and params.factorials == {}
+
+
+def test_a_factorial_knows_its_cells_and_values(params_copy):
+    factorial = parse_params(params_copy).factorials["activation_by_scale"]
+    assert factorial.exercises() == ("ex1", "sigmoid_x255", "ex2", "ex3")
+    assert factorial.row_levels == ("sigmoid", "relu") and factorial.column_levels == ("raw", "x/255")
 
 
 def test_yaml_syntax_error_names_the_file(tmp_path):

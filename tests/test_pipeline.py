@@ -57,6 +57,7 @@ ALL_STAGES = {
     "fingerprint",
     *(f"replicate@{ex}-{seed}" for ex in STUDY["exercises"] for seed in STUDY["seeds"]),
     "aggregate",
+    "judge",
     "report",
 }
 TRAINING = re.compile(r"^(train|replicate)@")
@@ -159,6 +160,24 @@ def wait_for(proc: subprocess.Popen, pattern: str, timeout: float = 300) -> None
     raise AssertionError(f"timed out waiting for {pattern!r}")
 
 
+def keep_exercises(data: dict, names: tuple[str, ...]) -> None:
+    """Only the exercises `names` in params data, and the factorials and claims that name no other."""
+
+    def cells(factorial: str) -> set[str]:
+        return {e for row in data["factorials"][factorial]["cells"] for e in row}
+
+    def named(claim: dict) -> set[str]:
+        test = claim.get("test") or {}
+        found = {claim.get("exercise"), test.get("than"), test.get("plateau")}
+        if "than" in test:
+            found.add(test["better"])  # in a factorial's test, `better` is a value, not an exercise
+        return (found | (cells(test["factorial"]) if "factorial" in test else set())) - {None}
+
+    data["exercises"] = {name: spec for name, spec in data["exercises"].items() if name in names}
+    data["claims"] = {k: c for k, c in data["claims"].items() if named(c) <= set(names)}
+    data["factorials"] = {k: f for k, f in data["factorials"].items() if cells(k) <= set(names)}
+
+
 def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EXERCISES) -> Project:
     """A tiny DenseLab in `tmp`: two epochs of batch 32 on tiny data, the given study, only the given exercises."""
     mirror = tmp / "mirror"
@@ -176,10 +195,13 @@ def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EX
     def tiny(data):
         data["datasets"]["mnist"]["sha256"] = sha256(mnist)
         data["datasets"]["cifar10"]["sha256"] = sha256(cifar)
-        data["exercises"] = {name: spec for name, spec in data["exercises"].items() if name in exercises}
+        keep_exercises(data, exercises)
         for exercise in data["exercises"].values():
             exercise["epochs"] = 2
             exercise["batch_size"] = 32
+        for claim in data["claims"].values():
+            if claim["test"] and "plateau" in claim["test"]:
+                claim["test"]["from_epoch"] = 1  # of the two epochs
         data["study"] = study
 
     project.edit(tiny)
@@ -286,9 +308,11 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
     # `fingerprint` reads every exercise's settings (it writes the studied ones', ex1's and ex3's here, again
     # byte for byte); `aggregate` reads every exercise's settings (to find the one-change comparisons).
     prints = {p.name: p.read_bytes() for p in (project.path / "data/fingerprints").iterdir()}
-    assert project.status() == {"validate", "train@ex2", "fingerprint", "aggregate", "report"}
+    assert project.status() == {"validate", "train@ex2", "fingerprint", "aggregate", "judge", "report"}
     ran, log = project.repro()
-    assert ran == {"validate", "train@ex2", "evaluate@ex2", "explain@ex2", "fingerprint", "aggregate", "report"}, log
+    assert ran == {
+        *("validate", "train@ex2", "evaluate@ex2", "explain@ex2", "fingerprint", "aggregate", "judge", "report")
+    }, log
     assert {p.name: p.read_bytes() for p in (project.path / "data/fingerprints").iterdir()} == prints
     assert "Epoch 3/3" in log
     # Only ex2's figures were drawn again; its curves now have three epochs.
@@ -358,14 +382,14 @@ def test_the_report_holds_only_what_its_stage_declares(project):
 def test_adding_a_seed_trains_only_its_runs_and_removing_it_trains_nothing(project):
     project.edit(lambda d: d["study"]["seeds"].append(5))
     ran, log = project.repro()
-    assert ran == {"validate", "replicate@ex1-5", "replicate@ex3-5", "aggregate", "report"}, log
+    assert ran == {"validate", "replicate@ex1-5", "replicate@ex3-5", "aggregate", "judge", "report"}, log
     study = json.loads(project.read("reports/study.json"))
     assert {s["n"] for s in study["exercises"].values()} == {4}
     project.edit(lambda d: d["study"]["seeds"].remove(5))
     ran, log = project.repro()
     # The removed runs' files stay on disk (DVC leaves them), so aggregate runs; it writes what the build wrote,
     # and the report comes back from the run-cache.
-    assert ran == {"validate", "aggregate"} and "Epoch" not in log, log
+    assert ran == {"validate", "aggregate", "judge"} and "Epoch" not in log, log
     assert "Stage 'report' is cached - skipping run" in log, log
     study = json.loads(project.read("reports/study.json"))
     assert {s["n"] for s in study["exercises"].values()} == {3}
@@ -375,7 +399,7 @@ def test_adding_a_seed_trains_only_its_runs_and_removing_it_trains_nothing(proje
 def test_editing_a_studied_exercise_stales_only_its_runs(project):
     project.edit(lambda d: d["exercises"]["ex1"].update(learning_rate=0.02))
     # The runs follow from the fingerprint; `dvc status` names the stages whose own deps changed.
-    assert project.status() == {"validate", "train@ex1", "fingerprint", "aggregate", "report"}
+    assert project.status() == {"validate", "train@ex1", "fingerprint", "aggregate", "judge", "report"}
     ran, log = project.repro()
     assert ran == {
         "validate",
@@ -384,6 +408,7 @@ def test_editing_a_studied_exercise_stales_only_its_runs(project):
         "explain@ex1",
         "fingerprint",
         "aggregate",
+        "judge",
         "report",
         *(f"replicate@ex1-{seed}" for seed in STUDY["seeds"]),
     }, log
@@ -392,6 +417,36 @@ def test_editing_a_studied_exercise_stales_only_its_runs(project):
     assert not {r for r in ran if TRAINING.match(r)}, log  # back to the cached runs
     assert re.search(r"Stage 'train@ex1' is cached - skipping run", log), log
     assert re.search(r"Stage 'replicate@ex1-1' is cached - skipping run", log), log
+    assert project.status() == set()
+
+
+def test_adding_a_control_and_its_claim_trains_only_the_control(project):
+    """A teacher adds a control (exercise 1's network on x/255) to the study and a claim that tests it: only the
+    control's stages and runs train; the study, the verdicts and the page follow."""
+
+    def add(data):
+        control = {**data["exercises"]["ex1"], "inputs": "mnist_scaled", "control": True}
+        del control["lab_test_accuracy"]
+        data["exercises"]["ex1_x255"] = control
+        data["study"]["exercises"].append("ex1_x255")
+        data["claims"]["scaling_helps_sigmoid"] = {
+            "text": {"en": "Scaling helps the sigmoid network too."},
+            "test": {"better": "ex1_x255", "than": "ex1", "aspects": ["input scaling"]},
+        }
+
+    project.edit(add)
+    ran, log = project.repro()
+    assert ran == {
+        *("validate", "train@ex1_x255", "evaluate@ex1_x255", "explain@ex1_x255", "fingerprint"),
+        *(f"replicate@ex1_x255-{seed}" for seed in STUDY["seeds"]),
+        *("aggregate", "judge", "report"),
+    }, log
+    claims = json.loads(project.read("reports/claims.json"))
+    found = claims["claims"]["scaling_helps_sigmoid"]
+    assert found["kind"] == "pair" and found["runs"] == {"ex1": 3, "ex1_x255": 3}
+    assert found["verdict"] in {"supported", "not_supported", "contradicted"} and "p_adjusted" in found["test"]
+    page = project.read("reports/index.html").decode()
+    assert 'data-claim="scaling_helps_sigmoid"' in page and "Scaling helps the sigmoid network too." in page
     assert project.status() == set()
 
 
@@ -406,12 +461,12 @@ def test_editing_a_template_reruns_only_the_report(project):
 
 
 def test_editing_a_library_module_reruns_exactly_the_stages_that_import_it(project):
-    """statistics.py is imported by aggregate, and by report through observations.py (and by no other stage):
-    those two rerun, whatever else they share with the rest."""
+    """statistics.py is imported by aggregate, by judge through claims.py, and by report through observations.py
+    (and by no other stage): those three rerun, whatever else they share with the rest."""
     statistics = project.path / "denselab/statistics.py"
     statistics.write_text(statistics.read_text() + "\n# an edit that changes no number\n")
     ran, log = project.repro()
-    assert ran == {"sources", "aggregate", "report"}, log
+    assert ran == {"sources", "aggregate", "judge", "report"}, log
     assert project.status() == set()
 
 
@@ -420,7 +475,9 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(small):
     # ex2 switches to an existing variant: no prepare stage runs.
     small.edit(lambda d: d["exercises"]["ex2"].update(inputs="mnist_scaled"))
     ran, log = small.repro()
-    assert ran == {"validate", "fingerprint", "train@ex2", "evaluate@ex2", "explain@ex2", "aggregate", "report"}, log
+    assert ran == {
+        *("validate", "fingerprint", "train@ex2", "evaluate@ex2", "explain@ex2", "aggregate", "judge", "report")
+    }, log
 
     # ex5 switches to a variant that does not exist yet: only that prepare runs, then ex5's stages.
     def raw_cifar(d):

@@ -19,8 +19,10 @@ from denselab.config import parse_params
 from denselab.layout import exercise_file
 from stages import report as R
 from tests.conftest import ROOT
+from tests.fixtures import write_runs
 
 FOLDERS = ("metrics", "evaluation", "summary", "history", "figures")
+PAIRS = (("ex1", "ex2"), ("ex2", "ex3"))  # the lab's two one-change comparisons
 DATASETS = ("mnist", "cifar10")
 
 
@@ -149,21 +151,36 @@ STUDY_ACCURACY = {
     "ex1": [0.8725, 0.8810, 0.8690, 0.8755, 0.8790],
     "ex2": [0.7434, 0.7532, 0.7025, 0.7610, 0.7288],
     "ex3": [0.9768, 0.9771, 0.9759, 0.9775, 0.9762],
+    # The controls: sigmoid on x/255 as good as ReLU (ReLU worse only on raw pixels); the baseline's output decides.
+    "sigmoid_x255": [0.9750, 0.9762, 0.9741, 0.9770, 0.9755],
+    "baseline_sigmoid_output": [0.9050, 0.9102, 0.9001, 0.9120, 0.9071],
+    "baseline_sigmoid_hidden": [0.0980, 0.1135, 0.1028, 0.0980, 0.0958],
+    "baseline_sigmoid_both": [0.8700, 0.8751, 0.8602, 0.8683, 0.8720],
 }
 
 
 def write_study(root: Path, params_data: dict, accuracy: dict[str, list[float]] = STUDY_ACCURACY) -> tuple[Path, Path]:
-    """What aggregate would write for these runs: the statistics file and the figures folder."""
+    """What aggregate would write for these runs (the statistics file and the figures folder, returned), and what
+    judge would write beside them (`claims_of`)."""
+    from denselab.runs import read_runs
     from stages import aggregate as A
-    from tests.test_aggregate import write_runs
+    from stages import judge as J
 
     params = parse_params(params_data)
     folders = write_runs(root, params_data, accuracy)
-    runs, curves = A.read_runs(params, folders["metrics"], folders["history"], folders["runs"])
+    runs, curves = read_runs(params, folders["metrics"], folders["history"], folders["runs"])
     statistics = A.aggregate(runs, params)
     (root / "study.json").write_text(json.dumps(statistics))
     A.write_figures(root / "study", runs, curves, statistics, params.report.language)
+    found = J.judge(params, runs, curves)
+    (root / "claims.json").write_text(json.dumps(found))
+    J.write_figures(root / "claims", found, runs, params.report.language)
     return root / "study.json", root / "study"
+
+
+def claims_of(study_files: tuple[Path, Path]) -> tuple[Path, Path]:
+    """judge's files, written by `write_study` beside the study's."""
+    return study_files[0].parent / "claims.json", study_files[0].parent / "claims"
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +196,8 @@ def render(
     results = R.load_results(params, folders)
     study = R.load_study(params, *study_files)
     datasets = R.load_datasets(params, folders["datasets"])
-    html = R.report(results, params, study, datasets)
+    claims = R.load_claims(params, *claims_of(study_files))
+    html = R.report(results, params, study, datasets, claims)
     (tmp_path / "index.html").write_text(html)
     return BeautifulSoup(html, "lxml")
 
@@ -215,10 +233,11 @@ def test_every_exercise_has_all_sections(page, params_data):
         assert len(section.select(".unit-observations li")) == len(params_data["exercises"][name]["layers"]) - 1
 
 
-def test_figures_are_embedded_pngs_and_nothing_is_fetched(page):
+def test_figures_are_embedded_pngs_and_nothing_is_fetched(page, params_data):
     images = page.select("img")
-    # Per exercise curves, confusion, mistakes, pair, weights, units; per dataset samples, counts, pixels; the study's overview.
-    assert len(images) == 6 * 5 + 3 * 2 + 1
+    # Per exercise curves, confusion, mistakes, pair, weights, units; per dataset samples, counts, pixels; the study's
+    # overview; each factorial's interaction plot.
+    assert len(images) == 6 * len(params_data["exercises"]) + 3 * 2 + 1 + len(params_data["factorials"])
     for img in images:
         assert img["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -235,15 +254,19 @@ def test_observations_match_the_labs_kind_of_comment(page):
     assert "training accuracy keeps rising" in text
     comparisons = [li.get_text(" ", strip=True) for li in page.select("#comparisons li")]
     assert any(
-        c.startswith("ex2 differs from ex1 only in its activations (sigmoid, sigmoid → relu, sigmoid)")
-        for c in comparisons
+        c.startswith("ex2 differs from ex1 only in its hidden activations (sigmoid → relu)") for c in comparisons
     )
     assert any(c.startswith("ex3 differs from ex2 only in its input scaling (raw → x/255)") for c in comparisons)
 
 
-def test_study_section_shows_every_run_and_where_the_lab_falls(page):
+def comparison(page: BeautifulSoup, a: str, b: str):
+    """The Comparisons section's item for exercises a and b."""
+    return page.select_one(f'#comparisons li[data-pair="{a} {b}"]')
+
+
+def test_study_section_shows_every_run_and_where_the_lab_falls(page, params_data):
     rows = page.select("table.study tbody tr")
-    assert [row["data-exercise"] for row in rows] == ["baseline", "ex1", "ex2", "ex3"]
+    assert [row["data-exercise"] for row in rows] == params_data["study"]["exercises"]
     # HTML whitespace is insignificant: compare texts with runs of whitespace as one space.
     ex2 = [
         " ".join(td.get_text(" ").split()) for td in page.select_one('table.study tr[data-exercise="ex2"]').select("td")
@@ -271,8 +294,7 @@ def test_observations_and_comparisons_cite_the_study(page):
     assert "our runs do not reach it" in ex3
     ex2 = page.select_one("section#ex-ex2 .observations").get_text(" ", strip=True)
     assert "The lab's 74.68% lies inside the range of our 5 runs (70.25% to 76.10%), 0.4 standard deviations" in ex2
-    verdicts = [v.get_text(" ", strip=True) for v in page.select("#comparisons .verdict")]
-    assert len(verdicts) == 2
+    verdicts = [comparison(page, a, b).select_one(".verdict").get_text(" ", strip=True) for a, b in PAIRS]
     assert re.match(
         r"Over 5 and 5 runs, ex2 is 13\.\d\d ± \d\.\d\d points below ex1 \(95% interval -1\d\.\d\d to -1\d\.\d\d; "
         r"Welch's t-test p (< |= )0\.\d+\): a real difference",
@@ -325,7 +347,10 @@ def test_text_from_params_and_data_is_escaped(tmp_path, params_copy, study_files
     assert not soup.select("script")
     assert all(
         set(tag.attrs)
-        <= {"src", "alt", "href", "class", "id", "lang", "charset", "name", "content", "data-exercise", "colspan"}
+        <= {
+            *("src", "alt", "href", "class", "id", "lang", "charset", "name", "content", "colspan", "title"),
+            *("data-exercise", "data-pair", "data-claim", "data-verdict", "data-factorial"),
+        }
         for tag in soup.find_all(True)
     )
     assert payload not in (tmp_path / "index.html").read_text()
@@ -341,9 +366,11 @@ def test_vietnamese_page(tmp_path, params_copy, study_files):
     assert "97,98%" in soup.select_one('table.overview tr[data-exercise="ex3"]').get_text()
     assert "623.290" in soup.select_one("section#ex-ex3 .total-params").get_text()
     assert soup.select_one("#study h2").get_text() == "Khảo sát theo seed"
-    verdicts = soup.select("#comparisons .verdict")
-    assert verdicts and verdicts[0].get_text(" ", strip=True).startswith(
-        "Với 5 lần chạy của ex1 và 5 lần chạy của ex2, accuracy của ex2 thấp hơn ex1 13,"
+    verdicts = [comparison(soup, "ex1", "ex2").select_one(".verdict")]
+    assert (
+        verdicts[0]
+        .get_text(" ", strip=True)
+        .startswith("Với 5 lần chạy của ex1 và 5 lần chạy của ex2, accuracy của ex2 thấp hơn ex1 13,")
     )
     assert "kiểm định t Welch: p" in verdicts[0].get_text() and "Qua 5 và 5" not in soup.get_text()
     assert soup.select_one("#data h2").get_text() == "Dữ liệu"
@@ -419,6 +446,10 @@ def test_report_main_never_imports_tensorflow(tmp_path, params_data, study_files
         str(study_files[0]),
         "--study-figures",
         str(study_files[1]),
+        "--claims",
+        str(claims_of(study_files)[0]),
+        "--claims-figures",
+        str(claims_of(study_files)[1]),
         "--out",
         str(tmp_path / "index.html"),
     ]
@@ -480,23 +511,26 @@ def test_page_renders_in_headless_chromium(tmp_path, params_data, study_files):
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
         )
-        # Every figure decodes: 6 per exercise, 3 per dataset, the study's overview.
-        assert len(images) == 6 * 5 + 3 * 2 + 1 and all(done and w > 100 and h > 100 for done, w, h in images)
+        # Every figure decodes: 6 per exercise, 3 per dataset, the study's overview, each factorial's plot.
+        exercises, factorials = len(params_data["exercises"]), len(params_data["factorials"])
+        assert len(images) == 6 * exercises + 3 * 2 + 1 + factorials
+        assert all(done and w > 100 and h > 100 for done, w, h in images)
         for selector in (
             "#data figure.samples img",
             "section#ex-ex2 figure.mistakes-gallery img",
             "section#ex-ex2 figure.weights img",
         ):
             assert driver.execute_script(f"return document.querySelector({selector!r}).naturalWidth") > 100, selector
-        assert driver.execute_script("return document.querySelectorAll('table.overview tbody tr').length") == 5
-        # The study's figures: the overview and the four studied exercises' bands across seeds, decoded.
+        assert driver.execute_script("return document.querySelectorAll('table.overview tbody tr').length") == exercises
+        # The study's figures: the overview and the studied exercises' bands across seeds, decoded.
         study_images = driver.execute_script(
             "return Array.from(document.querySelectorAll('#study img, section.exercise figure.curves img'))"
             ".map(i => [i.alt, i.naturalWidth]);"
         )
-        assert len(study_images) == 1 + 5 and all(width > 300 for _, width in study_images)
-        assert sum("over 5 runs" in alt for alt, _ in study_images) == 4
-        assert driver.execute_script("return document.querySelectorAll('table.study tbody tr').length") == 4
+        studied = len(params_data["study"]["exercises"])
+        assert len(study_images) == 1 + exercises and all(width > 300 for _, width in study_images)
+        assert sum("over 5 runs" in alt for alt, _ in study_images) == studied
+        assert driver.execute_script("return document.querySelectorAll('table.study tbody tr').length") == studied
         shot = tmp_path / "report.png"
         driver.save_screenshot(str(shot))
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
@@ -542,7 +576,7 @@ def test_unit_observations_explain_each_hidden_layer(page):
         td.get_text(strip=True) for td in page.select("section#ex-ex2 table.unit-diagnostics tbody tr")[0].select("td")
     ]
     assert cells == ["1", "784", "relu", "25.0%", "235.2", "12.5%", "–", "–", "12.50"]
-    units = [u.get_text(" ", strip=True) for u in page.select("#comparisons .units-verdict")]
+    units = [comparison(page, "ex1", "ex2").select_one(".units-verdict").get_text(" ", strip=True)]
     assert units[0].startswith(
         "In the first hidden layer, the units that carry no information (dead ReLU units, or sigmoid "
         "units stuck at one output) are 25.0% of ex1's and 25.0% of ex2's"
@@ -561,6 +595,10 @@ def test_data_section_shows_shapes_before_and_after_flattening(page):
 
 def test_a_model_without_hidden_layers_says_the_diagnostics_do_not_apply(tmp_path, params_copy, study_files):
     params_copy["exercises"]["ex3"]["layers"] = [{"units": 10, "activation": "sigmoid"}]
+    # ex3 no longer differs from ex2 in its input scaling alone: no factorial holds it, no claim tests it.
+    del params_copy["factorials"]["activation_by_scale"]
+    for name in ("ex2_relu_worse", "ex3_scaling"):
+        del params_copy["claims"][name]
     soup = render(tmp_path, params_copy, study_files)
     section = soup.select_one("section#ex-ex3")
     assert [li.get_text(" ", strip=True) for li in section.select(".unit-observations li")] == [

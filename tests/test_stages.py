@@ -23,6 +23,7 @@ IMPORTED_AS = {
     "pandas": "pandas",
     "scikit-learn": "sklearn",
     "scipy": "scipy",
+    "statsmodels": "statsmodels",
     "matplotlib": "matplotlib",
     "seaborn": "seaborn",
     "Jinja2": "jinja2",

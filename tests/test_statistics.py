@@ -27,7 +27,8 @@ def test_describe_by_hand():
     assert s["lab"] == 0.9 and s["lab_in_range"] is False and s["lab_sds"] == 1.9
     inside = S.describe(pd.Series(A5), lab=0.81)
     assert inside["lab_in_range"] is True and inside["lab_sds"] == round((0.81 - 0.84) / sd, 2)
-    assert "lab" not in S.describe(pd.Series(A5), lab=None)
+    control = S.describe(pd.Series(A5), lab=None)  # a control: the lab ran none
+    assert control["lab"] is None and "lab_in_range" not in control and "lab_sds" not in control
 
 
 def test_describe_matches_scipy():

@@ -1,0 +1,86 @@
+"""The judge stage on tiny files: the verdicts as a metrics file, one interaction plot per factorial, no TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from denselab.config import parse_params
+from denselab.layout import factorial_png
+from denselab.runs import read_runs
+from stages import judge as J
+from tests.conftest import ROOT
+from tests.fixtures import write_runs
+from tests.test_report import STUDY_ACCURACY
+
+
+def test_the_plots_come_out_the_same_every_time(tmp_path, params_data):
+    params = parse_params(params_data)
+    runs, curves = read_runs(params, *write_runs(tmp_path, params_data, STUDY_ACCURACY).values())
+    found = J.judge(params, runs, curves)
+    drawn = []
+    for name in ("first", "second"):
+        J.write_figures(tmp_path / name, found, runs, "en")
+        drawn.append({p.name: p.read_bytes() for p in (tmp_path / name).iterdir()})
+    assert drawn[0] == drawn[1]
+    assert sorted(drawn[0]) == sorted(factorial_png(name) for name in params.factorials)
+
+
+def test_a_factorial_with_a_cell_missing_draws_no_plot(tmp_path, params_copy):
+    params_copy["study"]["exercises"].remove("sigmoid_x255")
+    params = parse_params(params_copy)
+    accuracy = {k: v for k, v in STUDY_ACCURACY.items() if k != "sigmoid_x255"}
+    runs, curves = read_runs(params, *write_runs(tmp_path, params_copy, accuracy).values())
+    found = J.judge(params, runs, curves)
+    J.write_figures(tmp_path / "claims", found, runs, "en")
+    assert [p.name for p in (tmp_path / "claims").iterdir()] == [factorial_png("baseline_activations")]
+    assert found["claims"]["ex3_scaling"]["verdict"] == "not_tested"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("language", ["en", "vi"])
+def test_main_writes_the_verdicts_and_plots_without_tensorflow(tmp_path, params_copy, language):
+    params_copy["report"]["language"] = language
+    folders = write_runs(tmp_path, params_copy, STUDY_ACCURACY)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_copy, allow_unicode=True))
+    figures = tmp_path / "claims"
+    figures.mkdir()
+    (figures / "stale.png").write_bytes(b"old")
+    args = [str(a) for k, folder in folders.items() for a in (f"--{k}", folder)]
+    args += ["--out", str(tmp_path / "claims.json"), "--figures", str(figures)]
+    code = (
+        f"import sys; from stages.judge import main; main({args!r}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    found = json.loads((tmp_path / "claims.json").read_text())
+    assert set(found) == {"factorials", "claims", "tests", "adjustment"}
+    # STUDY_ACCURACY: sigmoid on x/255 as good as ReLU, the baseline's output decides.
+    assert found["claims"]["ex2_relu_worse"]["verdict"] == "conditional"
+    assert found["claims"]["baseline_output"]["verdict"] == "supported"
+    assert found["claims"]["ex5_validation_accuracy"] == {
+        "kind": "plateau",
+        "missing": ["ex5"],
+        "verdict": "not_tested",
+    }
+    assert "ex2_relu_worse: conditional" in out.stderr
+    assert sorted(p.name for p in figures.iterdir()) == [
+        factorial_png("activation_by_scale"),
+        factorial_png("baseline_activations"),
+    ]
+    for png in figures.iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
