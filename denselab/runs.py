@@ -3,6 +3,7 @@ studied exercise, the lab's run (train and evaluate, the top-level seed) first, 
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,3 +56,10 @@ def read_runs(
             )
             curves.append(long_history(history).assign(exercise=name, seed=seed))
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options of a stage that reads every run (`--metrics`, `--history`, `--runs`)."""
+    parser.add_argument("--metrics", type=Path, required=True, help="the lab's runs' metrics (evaluate)")
+    parser.add_argument("--history", type=Path, required=True, help="the lab's runs' histories (train)")
+    parser.add_argument("--runs", type=Path, required=True, help="the other seeds' runs (replicate)")

@@ -29,7 +29,7 @@ from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, save_png,
 from denselab.files import replaced_folder, write_text
 from denselab.i18n import N_, Language
 from denselab.layout import OVERVIEW_PNG, RUNS_CSV, curves_png
-from denselab.runs import read_runs
+from denselab.runs import add_run_arguments, read_runs
 from denselab.statistics import comparison_key, describe, welch
 
 # The figures' texts; message ids of the catalogs in templates/messages/.
@@ -121,9 +121,7 @@ def write_figures(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, statis
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.aggregate --metrics DIR --history DIR --runs DIR --out FILE --figures DIR`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", type=Path, required=True, help="the lab's runs' metrics (evaluate)")
-    parser.add_argument("--history", type=Path, required=True, help="the lab's runs' histories (train)")
-    parser.add_argument("--runs", type=Path, required=True, help="the other seeds' runs (replicate)")
+    add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the study's statistics (a DVC metrics file)")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the per-run table and the figures")
     args = parser.parse_args(argv)

@@ -29,7 +29,7 @@ from denselab.files import replaced_folder, write_text
 from denselab.i18n import N_, Language
 from denselab.layout import factorial_png
 from denselab.observations import ASPECTS, level_shown
-from denselab.runs import read_runs
+from denselab.runs import add_run_arguments, read_runs
 
 LABELS = {
     "accuracy_pct": N_("Test accuracy (%)"),
@@ -89,9 +89,7 @@ def write_figures(folder: Path, found: Mapping[str, Any], runs: pd.DataFrame, la
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.judge --metrics DIR --history DIR --runs DIR --out FILE --figures DIR`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", type=Path, required=True, help="the lab's runs' metrics (evaluate)")
-    parser.add_argument("--history", type=Path, required=True, help="the lab's runs' histories (train)")
-    parser.add_argument("--runs", type=Path, required=True, help="the other seeds' runs (replicate)")
+    add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the claims' tests and verdicts (a DVC metrics file)")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the factorials' interaction plots")
     args = parser.parse_args(argv)

@@ -8,7 +8,10 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -49,6 +52,28 @@ def without_claims(data: dict) -> dict:
     data.pop("factorials", None)
     data.pop("claims", None)
     return data
+
+
+def run_main(
+    stage: str, args: list, cwd: Path, watched: tuple[str, ...] = ("tensorflow", "keras")
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """`stages.<stage>.main(args)` in a fresh interpreter in `cwd` (where its params.yaml is); the finished process
+    and which of the `watched` top-level packages it imported."""
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        f"import json, sys; from stages.{stage} import main; main({[str(a) for a in args]!r}); "
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {watched!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+    )
+    imported = eval(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
+    return out, imported
 
 
 def sha256(path: Path) -> str:

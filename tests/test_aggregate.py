@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -15,8 +12,7 @@ from scipy import stats
 from denselab.config import parse_params
 from denselab.runs import read_runs
 from stages import aggregate as A
-from tests.conftest import ROOT
-from tests.fixtures import write_runs
+from tests.fixtures import run_main, write_runs
 
 
 @pytest.fixture
@@ -76,20 +72,9 @@ def test_main_writes_metrics_table_and_figures_without_tensorflow(tmp_path, stud
         "--figures",
         figures,
     ]
-    code = (
-        f"import sys; from stages.aggregate import main; main({[str(a) for a in args]!r}); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-    )
+    out, imported = run_main("aggregate", args, tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert imported == []
     assert "ex2: 73.33% ± 3.06% over 3 runs" in out.stderr
     metrics = json.loads((tmp_path / "study.json").read_text())
     assert set(metrics) == {"exercises", "comparisons"}

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -14,8 +11,7 @@ from denselab.config import parse_params
 from denselab.layout import factorial_png
 from denselab.runs import read_runs
 from stages import judge as J
-from tests.conftest import ROOT
-from tests.fixtures import write_runs
+from tests.fixtures import run_main, write_runs
 from tests.test_report import STUDY_ACCURACY
 
 
@@ -53,20 +49,9 @@ def test_main_writes_the_verdicts_and_plots_without_tensorflow(tmp_path, params_
     (figures / "stale.png").write_bytes(b"old")
     args = [str(a) for k, folder in folders.items() for a in (f"--{k}", folder)]
     args += ["--out", str(tmp_path / "claims.json"), "--figures", str(figures)]
-    code = (
-        f"import sys; from stages.judge import main; main({args!r}); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-    )
+    out, imported = run_main("judge", args, tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert imported == []
     found = json.loads((tmp_path / "claims.json").read_text())
     assert set(found) == {"factorials", "claims", "tests", "adjustment"}
     # STUDY_ACCURACY: sigmoid on x/255 as good as ReLU, the baseline's output decides.

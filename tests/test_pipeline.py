@@ -494,6 +494,7 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(small):
         "evaluate@ex5",
         "explain@ex5",
         "aggregate",
+        "judge",
         "report",
     }, log
 
@@ -540,7 +541,7 @@ BAD_PARAMS = [
     # tests/test_validate.py); these few show that `dvc repro` stops at validate with that message, touching nothing.
     ("exercises.ex2.epochs", "ten", "exercises.ex2.epochs: expected an integer >= 1, got str 'ten'"),
     # A misspelt top-level key: DVC tracks only the keys a stage lists, so validate depends on the whole file.
-    ("studdy", {"seeds": [5]}, "studdy: unknown key; allowed here: datasets, exercises, inputs, report, seed, study"),
+    ("studdy", {"seeds": [5]}, "studdy: unknown key; allowed here: claims, datasets, exercises, factorials, inputs,"),
     # Values that parse, but cannot train here: caught by validate before TensorFlow, with the figures.
     (
         "exercises.ex2.layers.0.units",
@@ -548,6 +549,8 @@ BAD_PARAMS = [
         "exercises.ex2.layers: layers of 100000000, 10 units on 784 inputs need about",
     ),
     ("study.exercises", ["ex1", "ex9"], "study.exercises[1]: unknown exercise 'ex9'"),
+    # A claim naming an exercise that does not exist.
+    ("claims.ex5_too_simple.exercise", "ex9", "claims.ex5_too_simple.exercise: unknown exercise 'ex9'"),
 ]
 
 

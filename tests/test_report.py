@@ -264,6 +264,54 @@ def comparison(page: BeautifulSoup, a: str, b: str):
     return page.select_one(f'#comparisons li[data-pair="{a} {b}"]')
 
 
+def test_the_overview_marks_the_controls(page, params_data):
+    for name, spec in params_data["exercises"].items():
+        row = page.select_one(f'table.overview tr[data-exercise="{name}"]')
+        assert bool(row.select(".control")) == bool(spec.get("control")), name
+    control = page.select_one('table.overview tr[data-exercise="sigmoid_x255"]')
+    assert control.select_one(".control").get_text() == "control"
+    assert [td.get_text(strip=True) for td in control.select("td")][7:] == ["–", "–"]  # no lab accuracy
+
+
+def claim_row(page: BeautifulSoup, name: str):
+    return page.select_one(f'#claims tr[data-claim="{name}"]')
+
+
+def test_the_conclusions_section_gives_each_claim_its_verdict_and_numbers(page, params_data):
+    # STUDY_ACCURACY: sigmoid on x/255 (97.56%) as good as ReLU (97.67%); ReLU far worse on raw pixels (87.54, 73.78).
+    ex2 = claim_row(page, "ex2_relu_worse")
+    assert ex2["data-verdict"] == "conditional"
+    assert " ".join(ex2.select_one("td.verdict-conditional").get_text(" ").split()) == (
+        "Supported only under a condition only with input scaling raw"
+    )
+    assert ex2.select_one("blockquote").get_text() == params_data["claims"]["ex2_relu_worse"]["text"]["vi"]
+    assert ex2.select_one(".translation").get_text() == params_data["claims"]["ex2_relu_worse"]["text"]["en"]
+    assert ex2.select_one(".source").get_text() == "The lab, on ex2"
+    evidence = [li.get_text(" ", strip=True) for li in ex2.select(".evidence > ul:not(.mechanism) > li")]
+    assert evidence[1].startswith("With input scaling raw: +13.76 points (95% interval +")  # 87.54 - 73.78
+    assert evidence[2].startswith("With input scaling x/255: -0.11 points")  # 97.56 - 97.67
+    assert evidence[-1] == "sigmoid does better than relu only with input scaling raw."
+    assert claim_row(page, "baseline_output").select_one(".source").get_text() == "DenseLab's explanation"
+    assert claim_row(page, "ex3_scaling")["data-verdict"] == "supported"
+    # ex5 is not in the study: its curve claims say what to do; the untested claim says why, in its own words.
+    plateau = claim_row(page, "ex5_validation_loss").get_text(" ", strip=True)
+    assert "Not tested" in plateau and "the seeds study does not run ex5. Add it to study.exercises" in plateau
+    simple = claim_row(page, "ex5_too_simple").get_text(" ", strip=True)
+    assert "Not tested" in simple and "It needs a control with more layers on CIFAR-10" in simple
+    intro = page.select_one("#claims > p").get_text(" ", strip=True)
+    assert f"adjusted for the {2 * 7 + 1} tests it makes (Holm)" in intro
+    cells = page.select('#claims .factorial[data-factorial="activation_by_scale"] table.cells td')
+    assert [td["data-exercise"] for td in cells] == ["ex1", "sigmoid_x255", "ex2", "ex3"]
+    assert " ".join(cells[2].get_text(" ").split()) == "ex2 73.78% ± 2.31% 5 runs"
+
+
+def test_the_conclusions_cite_the_diagnostics_behind_a_verdict(page):
+    mechanism = [li.get_text(" ", strip=True) for li in claim_row(page, "ex2_relu_worse").select(".mechanism li")]
+    assert mechanism and mechanism[0].startswith("In the first hidden layer, the units that carry no information")
+    # A linear hidden layer defines no idle unit: no comparison that would print a dash.
+    assert not any("–" in m for m in [li.get_text() for li in page.select("#claims .mechanism li")])
+
+
 def test_study_section_shows_every_run_and_where_the_lab_falls(page, params_data):
     rows = page.select("table.study tbody tr")
     assert [row["data-exercise"] for row in rows] == params_data["study"]["exercises"]
@@ -374,6 +422,17 @@ def test_vietnamese_page(tmp_path, params_copy, study_files):
     )
     assert "kiểm định t Welch: p" in verdicts[0].get_text() and "Qua 5 và 5" not in soup.get_text()
     assert soup.select_one("#data h2").get_text() == "Dữ liệu"
+    assert soup.select_one("#claims h2").get_text() == "Kiểm chứng các nhận xét của bài thực hành"
+    ex2 = claim_row(soup, "ex2_relu_worse")
+    assert " ".join(ex2.select_one("td.verdict-conditional").get_text(" ").split()) == (
+        "Chỉ đúng trong một điều kiện chỉ khi cách chuẩn hoá đầu vào là chưa chuẩn hoá"
+    )
+    assert not ex2.select(".translation")  # the lab's own words, nothing to translate
+    evidence = ex2.select_one(".evidence li").get_text(" ", strip=True)
+    assert evidence.startswith(
+        "Tính trung bình trên cả hai giá trị của cách chuẩn hoá đầu vào, dùng sigmoid thay cho relu"
+    )
+    assert "điểm phần trăm (khoảng tin cậy 95%: +" in evidence and "p đã hiệu chỉnh < 0,001" in evidence
     ex2 = soup.select_one("section#ex-ex2 .unit-observations li").get_text(" ", strip=True)
     assert ex2.startswith("Lớp 1: 196 trong 784 unit ReLU (25,0%) không bật") and "235,2 unit" in ex2
 
@@ -531,6 +590,20 @@ def test_page_renders_in_headless_chromium(tmp_path, params_data, study_files):
         assert len(study_images) == 1 + exercises and all(width > 300 for _, width in study_images)
         assert sum("over 5 runs" in alt for alt, _ in study_images) == studied
         assert driver.execute_script("return document.querySelectorAll('table.study tbody tr').length") == studied
+        # The lab's conclusions: one row per claim, each verdict shown, and each factorial's plot decoded.
+        verdicts = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#claims table.claims tbody tr'))"
+            ".map(r => [r.dataset.claim, r.dataset.verdict, r.querySelector('td[class^=verdict]').innerText]);"
+        )
+        assert [name for name, _, _ in verdicts] == list(params_data["claims"])
+        assert all(verdict and shown.strip() for _, verdict, shown in verdicts)
+        plots = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#claims .factorial img')).map(i => i.naturalWidth);"
+        )
+        assert len(plots) == len(params_data["factorials"]) and all(width > 300 for width in plots)
+        # Near the top: right after the overview.
+        order = driver.execute_script("return Array.from(document.querySelectorAll('main > section')).map(s => s.id);")
+        assert order[:2] == ["overview", "claims"]
         shot = tmp_path / "report.png"
         driver.save_screenshot(str(shot))
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
