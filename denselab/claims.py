@@ -172,14 +172,7 @@ def _oriented(test: Mapping[str, Any], sign: float) -> dict[str, Any]:
     flipped = dict(test)
     flipped["difference"] = None if test["difference"] is None else _round(sign * test["difference"])
     if low is not None and high is not None:
-        flipped["ci95_low"], flipped["ci95_high"] = (
-            (_round(low), _round(high))
-            if sign > 0
-            else (
-                _round(-high),
-                _round(-low),
-            )
-        )
+        flipped["ci95_low"], flipped["ci95_high"] = (low, high) if sign > 0 else (_round(-high), _round(-low))
     return flipped
 
 

@@ -177,6 +177,8 @@ def test_a_plateau_claim_reads_the_curves_of_every_run(params_data, late_gain, v
     found = C.verdicts(params, runs, curves_of("ex5", "accuracy", per_run))["claims"]["ex5_validation_accuracy"]
     assert found["verdict"] == verdict
     assert found["test"]["n"] == 5 and found["test"]["gain"] == pytest.approx(late_gain, abs=0.005)
+    assert found["test"]["ci95_low"] < found["test"]["gain"] < found["test"]["ci95_high"]  # the mean gain's interval
+    assert found["test"]["difference"] == pytest.approx(found["test"]["gain"] - 0.01)
 
 
 def test_a_claim_without_a_test_says_why(params):
