@@ -19,6 +19,9 @@ from typing import Any, TypeVar
 import yaml
 
 PARAMS_FILE = Path("params.yaml")
+# Beside params.yaml: the claims and the factorials they are tested on (only judge and report read them).
+CLAIMS_FILE = "claims.yaml"
+CLAIMS_KEYS = ("factorials", "claims")
 
 # What the code knows how to read, build and train; anything else is a typo.
 DATASETS = ("mnist", "cifar10")
@@ -222,24 +225,40 @@ class Params:
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml; raise ParamsError naming the faulty key."""
+    """Read and validate params.yaml and the claims.yaml beside it (if any); raise ParamsError naming the file
+    and the faulty key."""
     path = Path(path)
+    claims_path = path.with_name(CLAIMS_FILE)
+    data = _read_yaml(path)
+    claims = _read_yaml(claims_path) if claims_path.is_file() else {}
+    for where, found, allowed in ((path, data, None), (claims_path, claims, CLAIMS_KEYS)):
+        if not isinstance(found, dict):
+            raise ParamsError(f"{where}: expected a mapping of keys, got {_describe(found)}")
+        for key in found:
+            if allowed is None and key in CLAIMS_KEYS:
+                raise ParamsError(f"{where}: {key}: belongs in {CLAIMS_FILE}, beside it")
+            if allowed is not None and key not in allowed:
+                raise ParamsError(f"{where}: {key}: unknown key; allowed here: {', '.join(allowed)}")
+    try:
+        return parse_params({**data, **(claims or {})})
+    except ParamsError as exc:
+        where = claims_path if str(exc).split(".", 1)[0].split(":", 1)[0] in CLAIMS_KEYS else path
+        raise ParamsError(f"{where}: {exc}") from None
+
+
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ParamsError(f"{path}: cannot read it ({exc.strerror})") from exc
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return parse_params(data)
-    except ParamsError as exc:
-        raise ParamsError(f"{path}: {exc}") from None
 
 
 def parse_params(data: Any) -> Params:
-    """Validate an already-parsed params mapping (the pure half of load_params)."""
+    """Validate an already-parsed params mapping, claims.yaml's keys included (the pure half of load_params)."""
     top = _Section(data, "")
     datasets = top.mapping_of("datasets", _dataset_source)
     for name in datasets:

@@ -1,6 +1,8 @@
 """The source files a stage runs: its module and every DenseLab module it imports, directly or not, found by
-reading the imports (those inside functions too). The `sources` stage writes them down with their hashes, one
-file per stage, and each stage depends on its file: editing a module reruns exactly the stages that import it."""
+reading the imports (those inside functions too), and the data files that code reads as it runs (the message
+catalogs, the report's templates). The `sources` stage writes them down with their hashes, one file per stage,
+and each stage depends on its file: editing a module, a template or a catalog reruns exactly the stages that
+run it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from denselab.files import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stages", "denselab")
+# What a module reads as it runs besides code (i18n.CATALOGS, i18n.TEMPLATES; not imported from there, so that
+# the stages that import this module do not run i18n): a stage that runs the module runs these files too. A
+# folder here costs its stages nothing at a no-op `dvc repro`, where a folder dependency per stage would.
+DATA = {"denselab/i18n.py": "denselab/templates/messages", "stages/report.py": "denselab/templates"}
 
 
 def local_imports(source: str) -> set[str]:
@@ -47,6 +53,16 @@ def closure(module: str, root: Path = ROOT) -> list[str]:
                 seen.add(current)
                 todo.extend(local_imports(module_file(current, root).read_text(encoding="utf-8")))
     return sorted(module_file(name, root).relative_to(root).as_posix() for name in seen)
+
+
+def data_files(code: list[str], root: Path = ROOT) -> list[str]:
+    """The data files (`DATA`) that the code files `code` read, as sorted paths relative to `root`."""
+    found: set[str] = set()
+    for path in code:
+        if path in DATA:
+            folder = root / DATA[path]
+            found |= {f.relative_to(root).as_posix() for f in folder.rglob("*") if f.is_file() and f.suffix != ".pyc"}
+    return sorted(found)
 
 
 def hashes(paths: list[str], root: Path = ROOT) -> dict[str, str]:

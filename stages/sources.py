@@ -18,12 +18,17 @@ from pathlib import Path
 from denselab.cli import stage_main
 from denselab.files import replaced_folder
 from denselab.layout import sources_file
-from denselab.sources import ROOT, closure, hashes, stage_names
+from denselab.sources import ROOT, closure, data_files, hashes, stage_names
 
 
 def sources(root: Path = ROOT) -> dict[str, dict[str, str]]:
-    """Per stage module (but this one), the files it runs and their sha256."""
-    return {name: hashes(closure(f"stages.{name}", root), root) for name in stage_names(root) if name != "sources"}
+    """Per stage module (but this one), the files it runs (code and the data that code reads) and their sha256."""
+    found = {}
+    for name in stage_names(root):
+        if name != "sources":
+            code = closure(f"stages.{name}", root)
+            found[name] = hashes(code + data_files(code, root), root)
+    return found
 
 
 @stage_main

@@ -46,6 +46,19 @@ def set_key(data: dict, dotted: str, value) -> None:
         data[last] = value
 
 
+def write_params(folder: Path, data: dict) -> None:
+    """params data (as the `params_data` fixture holds it) written as the project keeps it: claims.yaml's keys
+    in claims.yaml, the rest in params.yaml."""
+    import yaml
+
+    from denselab.config import CLAIMS_FILE, CLAIMS_KEYS
+
+    claims = {k: v for k, v in data.items() if k in CLAIMS_KEYS}
+    rest = {k: v for k, v in data.items() if k not in CLAIMS_KEYS}
+    (folder / "params.yaml").write_text(yaml.safe_dump(rest, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (folder / CLAIMS_FILE).write_text(yaml.safe_dump(claims, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
 def without_claims(data: dict) -> dict:
     """params data without factorials and claims: for a test that edits an exercise so far that the lab's
     comparisons no longer hold (validate would refuse the claims, rightly)."""

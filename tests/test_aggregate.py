@@ -6,13 +6,12 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 from scipy import stats
 
 from denselab.config import parse_params
 from denselab.runs import read_runs
 from stages import aggregate as A
-from tests.fixtures import run_main, write_runs
+from tests.fixtures import run_main, write_params, write_runs
 
 
 @pytest.fixture
@@ -56,7 +55,7 @@ def test_the_figures_come_out_the_same_every_time(tmp_path, study_params):
 def test_main_writes_metrics_table_and_figures_without_tensorflow(tmp_path, study_params, language):
     study_params["report"]["language"] = language
     folders = write_runs(tmp_path, study_params, ACCURACY)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(study_params))
+    write_params(tmp_path, study_params)
     figures = tmp_path / "study"
     (figures / "stale.png").parent.mkdir()
     (figures / "stale.png").write_bytes(b"old")

@@ -248,3 +248,35 @@ def test_config_module_does_not_import_tensorflow():
     code = "import sys, denselab.config as c; c.load_params(); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_claims_live_in_claims_yaml_beside_params(tmp_path, params_copy):
+    from tests.fixtures import write_params
+
+    write_params(tmp_path, params_copy)
+    assert len(load_params(tmp_path / "params.yaml").claims) == len(params_copy["claims"])
+    # A mistake in a claim names claims.yaml; one in an exercise, params.yaml.
+    params_copy["claims"]["ex2_relu_worse"]["exercise"] = "ex9"
+    write_params(tmp_path, params_copy)
+    with pytest.raises(ParamsError, match=r"claims.yaml: claims.ex2_relu_worse.exercise: unknown exercise 'ex9'"):
+        load_params(tmp_path / "params.yaml")
+    params_copy["claims"]["ex2_relu_worse"]["exercise"] = "ex2"
+    params_copy["exercises"]["ex2"]["epochs"] = "ten"
+    write_params(tmp_path, params_copy)
+    with pytest.raises(ParamsError, match=r"params.yaml: exercises.ex2.epochs: expected an integer"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_claims_in_the_wrong_file_or_unknown_keys_are_refused(tmp_path, params_data):
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))  # claims and factorials in params.yaml
+    with pytest.raises(ParamsError, match=r"params.yaml: claims: belongs in claims.yaml, beside it"):
+        load_params(tmp_path / "params.yaml")
+    rest = {k: v for k, v in params_data.items() if k not in ("claims", "factorials")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(rest))
+    (tmp_path / "claims.yaml").write_text("claims: {}\nclaimz: {}\n")
+    with pytest.raises(ParamsError, match=r"claims.yaml: claimz: unknown key; allowed here: factorials, claims"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "claims.yaml").unlink()  # no claims file: nothing to test, nothing refused
+    assert load_params(tmp_path / "params.yaml").claims == {}

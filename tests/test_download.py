@@ -8,12 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from denselab.config import DatasetSource, parse_params
 from denselab.datasets import DataError
 from stages import download as dl
-from tests.fixtures import cifar_arrays, mnist_arrays, sha256, write_cifar_tar, write_idx_files, write_mnist_npz
+from tests.fixtures import (
+    cifar_arrays,
+    mnist_arrays,
+    sha256,
+    write_cifar_tar,
+    write_idx_files,
+    write_mnist_npz,
+    write_params,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +134,7 @@ def _project(tmp_path: Path, params_data: dict, url: str, digest: str) -> Path:
     params_data["datasets"]["mnist"].update(url=url, sha256=digest)
     parse_params(params_data)
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))
+    write_params(tmp_path, params_data)
     return tmp_path
 
 

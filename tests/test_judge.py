@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from denselab.config import parse_params
 from denselab.layout import factorial_png
 from denselab.runs import read_runs
 from stages import judge as J
-from tests.fixtures import run_main, write_runs
+from tests.fixtures import run_main, write_params, write_runs
 from tests.test_report import STUDY_ACCURACY
 
 
@@ -43,7 +42,7 @@ def test_a_factorial_with_a_cell_missing_draws_no_plot(tmp_path, params_copy):
 def test_main_writes_the_verdicts_and_plots_without_tensorflow(tmp_path, params_copy, language):
     params_copy["report"]["language"] = language
     folders = write_runs(tmp_path, params_copy, STUDY_ACCURACY)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_copy, allow_unicode=True))
+    write_params(tmp_path, params_copy)
     figures = tmp_path / "claims"
     figures.mkdir()
     (figures / "stale.png").write_bytes(b"old")

@@ -24,7 +24,15 @@ import yaml
 from denselab.config import TRAINING_KEYS
 from denselab.layout import run_file
 from tests.conftest import ROOT
-from tests.fixtures import cifar_arrays, mnist_arrays, set_key, sha256, write_cifar_tar, write_mnist_npz
+from tests.fixtures import (
+    cifar_arrays,
+    mnist_arrays,
+    set_key,
+    sha256,
+    write_cifar_tar,
+    write_mnist_npz,
+    write_params,
+)
 
 # Every test here runs dvc on a copy of the project. pytest-xdist runs each group on one worker, beside the other
 # groups: each worker builds the tiny project once (the `built` fixture) for the tests of its group.
@@ -34,6 +42,7 @@ SHARING = pytest.mark.xdist_group("pipeline-sharing")
 PROJECT_FILES = (
     "dvc.yaml",
     "params.yaml",
+    "claims.yaml",
     ".dvcignore",
     ".gitignore",
     ".dvc/config",
@@ -100,10 +109,13 @@ class Project:
         return set(json.loads(out.stdout))
 
     def params(self) -> dict:
-        return yaml.safe_load((self.path / "params.yaml").read_text())
+        """params.yaml with claims.yaml's keys, as one mapping (`set_params` splits it again)."""
+        return yaml.safe_load((self.path / "params.yaml").read_text()) | yaml.safe_load(
+            (self.path / "claims.yaml").read_text()
+        )
 
     def set_params(self, data: dict) -> None:
-        (self.path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        write_params(self.path, data)
 
     def edit(self, change) -> None:
         data = self.params()
@@ -453,8 +465,8 @@ def test_adding_a_control_and_its_claim_trains_only_the_control(project):
 def test_editing_a_template_reruns_only_the_report(project):
     style = project.path / "denselab/templates/style.css"
     style.write_text(style.read_text() + "\n/* tweak */\n")
-    # sources reruns on any edit of the code folders; its files come out the same, so nothing follows from it.
-    assert project.status() == {"sources", "report"}
+    # sources reruns on any edit of the code folders; of its files only the report's changes (it lists the templates).
+    assert project.status() == {"sources"}
     ran, _ = project.repro()
     assert ran == {"sources", "report"}
     assert b"/* tweak */" in project.read("reports/index.html")
@@ -556,7 +568,7 @@ BAD_PARAMS = [
 
 @SHARING
 def test_bad_params_fail_fast_and_touch_nothing(small):
-    good = small.read("params.yaml")
+    good, good_claims = small.read("params.yaml"), small.read("claims.yaml")
     before = small.snapshot()
     try:
         for key, value, message in BAD_PARAMS:
@@ -569,6 +581,7 @@ def test_bad_params_fail_fast_and_touch_nothing(small):
             assert "Traceback" not in log, (key, log)
             assert small.snapshot() == before, key
             (small.path / "params.yaml").write_bytes(good)
+            (small.path / "claims.yaml").write_bytes(good_claims)
         # Broken YAML: DVC itself refuses to read the pipeline, and names the file.
         (small.path / "params.yaml").write_text(good.decode() + "\nexercises: [\n")
         out = small.run("dvc", "repro", check=False)
@@ -576,6 +589,7 @@ def test_bad_params_fail_fast_and_touch_nothing(small):
         assert small.snapshot() == before
     finally:
         (small.path / "params.yaml").write_bytes(good)
+        (small.path / "claims.yaml").write_bytes(good_claims)
     ran, log = small.repro()
     assert ran <= {"validate"}, log
 
@@ -585,7 +599,7 @@ def test_validation_runs_before_tensorflow_is_imported(small):
     bad = small.params()
     bad["exercises"]["ex2"]["epochs"] = 0
     (small.path.parent / "bad").mkdir(exist_ok=True)
-    (small.path.parent / "bad" / "params.yaml").write_text(yaml.safe_dump(bad))
+    write_params(small.path.parent / "bad", bad)
     code = (
         "import sys\n"
         "from stages.train import main\n"

@@ -6,7 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from denselab.sources import closure, hashes, local_imports, stage_names
+from denselab.sources import closure, data_files, hashes, local_imports, stage_names
 from stages import sources as S
 
 
@@ -76,3 +76,25 @@ def test_the_stage_writes_one_file_per_stage_whose_bytes_change_with_its_code_on
     )
     S.main(["--out", "sources"])  # run again on the same code: the same bytes, so DVC reruns nothing after it
     assert {p.stem: p.read_bytes() for p in (tmp_path / "sources").iterdir()} == written
+
+
+def test_the_data_a_stage_reads_is_in_its_sources_file():
+    """The stages that write text read the message catalogs; the report also reads its templates; none other."""
+    reads = {name: data_files(closure(f"stages.{name}")) for name in stage_names()}
+    for name in ("explain", "describe", "aggregate", "judge"):
+        assert reads[name] == ["denselab/templates/messages/vi.po"], name
+    assert {"denselab/templates/report.html.j2", "denselab/templates/style.css"} <= set(reads["report"])
+    assert "denselab/templates/messages/vi.po" in reads["report"]
+    for name in ("train", "replicate", "evaluate", "prepare", "download", "validate", "fingerprint"):
+        assert reads[name] == [], name
+    assert set(reads["report"]) <= set(S.sources()["report"])
+
+
+def test_the_data_folders_are_where_i18n_reads_them():
+    from denselab.i18n import CATALOGS, TEMPLATES
+    from denselab.sources import DATA, ROOT
+
+    assert DATA == {
+        "denselab/i18n.py": CATALOGS.relative_to(ROOT).as_posix(),
+        "stages/report.py": TEMPLATES.relative_to(ROOT).as_posix(),
+    }
