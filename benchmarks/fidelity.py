@@ -69,12 +69,13 @@ def build_inputs(work: Path, exercise: str) -> tuple[Path, Path]:
 # DenseLab's side runs in its own process, as the replicate stage does: the stage's own function on the arrays.
 DENSELAB_RUN = """
 import dataclasses, json, sys
+from pathlib import Path
 from denselab.arrays import read_test, read_training
 from denselab.cli import load_tensorflow
 from denselab.config import load_params
 from denselab.training import configure_threads
 from stages.replicate import replicate
-exercise, folder, seed, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+exercise, folder, seed, epochs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 spec = load_params(sys.argv[5]).exercises[exercise]
 spec = dataclasses.replace(spec, epochs=epochs or spec.epochs)
 x_train, y_train = read_training(folder)
@@ -180,7 +181,7 @@ def main() -> None:
         lab, denselab = pooled(args.results, args.exercise, args.epochs, machine)
     found = compare(lab, denselab, args.margin)
     n_lab, n_dl = found["n"]
-    print(f"{args.exercise} on {machine}, {'the lab' if not args.epochs else args.epochs}'s epochs:")
+    print(f"{args.exercise} on {machine}, {args.epochs or 'the lab'} epochs:".replace("lab epochs", "lab's epochs"))
     print(f"  the lab's code : n {n_lab}, {found['lab']['mean']:.2%} ± {found['lab']['sd']:.2%}")
     print(f"  DenseLab       : n {n_dl}, {found['denselab']['mean']:.2%} ± {found['denselab']['sd']:.2%}")
     low, high = found["ci95"]
