@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from denselab.config import IDX_FILES, load_params
 from denselab.datasets import mnist_from_idx
+from denselab.study import fingerprint
 from stages.prepare import prepare
 
 
@@ -90,6 +91,8 @@ def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict
     loaded = load_params(work / "params.yaml")
     spec = loaded.exercises[exercise]
     dataset = loaded.inputs[spec.inputs].dataset
+    print_ = work / "fingerprint.json"  # what the fingerprint stage writes for the exercise
+    print_.write_text(json.dumps(fingerprint(exercise, spec, work / "prepared" / spec.inputs)))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     rows = {"lab": [], "denselab": []}
     for i in range(pairs):
@@ -115,8 +118,10 @@ def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict
                 "stages.train",
                 "--exercise",
                 exercise,
-                "--prepared",
-                str(work / "prepared" / spec.inputs),
+                "--seed",
+                str(loaded.seed),
+                "--fingerprint",
+                str(print_),
                 "--model-dir",
                 str(work / "model"),
                 "--history",

@@ -62,7 +62,7 @@ def run_file(seed: int) -> str:
 
 
 def fingerprint_file(exercise: str) -> str:
-    """A studied exercise's fingerprint inside the fingerprints folder (dvc.yaml's replicate deps spell the same)."""
+    """An exercise's fingerprint inside the fingerprints folder (dvc.yaml's train and replicate deps spell the same)."""
     return f"{exercise}.json"
 
 

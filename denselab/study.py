@@ -1,15 +1,14 @@
-"""The seeds study's fingerprints: everything that defines an exercise's study runs but the seed.
+"""Exercise fingerprints: everything that defines a run of an exercise but the seed and the code.
 
-The fingerprint stage writes one per studied exercise (`layout.fingerprint_file`): its training settings, the
-folder and sha256 of its prepared arrays, and the source files a run executes with their sha256 (the replicate
-stage's list from the sources stage). Each replicate run depends on that file alone and reads it back here,
-checking that the arrays and the code are still what was fingerprinted before it trains.
+The fingerprint stage writes one per exercise (`layout.fingerprint_file`): its training settings and the folder
+and sha256 of its prepared arrays. The lab's run (train) and the study's runs (replicate) depend on that file
+instead of on params.yaml, and read it back here, checking that the arrays are still what was fingerprinted
+before they train. Their code they depend on as every stage does, by their file of the sources stage.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from denselab.cli import StageError
 from denselab.config import Exercise
 from denselab.files import sha256_file
 from denselab.layout import PREPARED
-from denselab.sources import ROOT, hashes
 
 
 def array_hashes(folder: Path) -> dict[str, str]:
@@ -28,28 +26,23 @@ def array_hashes(folder: Path) -> dict[str, str]:
         raise StageError(f"{folder}: cannot read the prepared arrays ({exc}); run `dvc repro` to rebuild them") from exc
 
 
-def fingerprint(
-    exercise: str, spec: Exercise, folder: Path, code: Mapping[str, str], arrays: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """What defines a run of `exercise` besides its seed: settings, arrays (folder and hashes), code (file ->
-    sha256). `arrays`, when given, are the hashes already computed for `folder`."""
+def fingerprint(exercise: str, spec: Exercise, folder: Path, arrays: dict[str, str] | None = None) -> dict[str, Any]:
+    """What defines a run of `exercise` besides its seed and code: settings, arrays (folder and hashes).
+    `arrays`, when given, are the hashes already computed for `folder`."""
     return {
         "exercise": exercise,
         "inputs": spec.inputs,
         "settings": spec.training_settings(),
         "folder": folder.as_posix(),
         "arrays": array_hashes(folder) if arrays is None else arrays,
-        "code": dict(code),
     }
 
 
-def check(print_: dict[str, Any], root: Path = ROOT) -> tuple[Exercise, Path]:
-    """The exercise and the folder a fingerprint names, once its arrays and code still match it."""
+def check(print_: dict[str, Any]) -> tuple[Exercise, Path]:
+    """The exercise and the folder a fingerprint names, once its arrays still match it."""
     folder = Path(print_["folder"])
-    # A file gone since is left out here, so it is named below as changed.
-    now = array_hashes(folder) | hashes([path for path in print_["code"] if (root / path).is_file()], root)
-    recorded = {**print_["arrays"], **print_["code"]}
-    changed = sorted(name for name in recorded if now.get(name) != recorded[name])
+    now = array_hashes(folder)
+    changed = sorted(name for name, digest in print_["arrays"].items() if now.get(name) != digest)
     if changed:
         raise StageError(f"{', '.join(changed)} changed since {print_['exercise']} was fingerprinted; run `dvc repro`")
     return Exercise.from_training_settings(print_["settings"], print_["inputs"]), folder

@@ -6,8 +6,8 @@
 Trains exactly as `train` does and evaluates exactly as `evaluate` does (the same functions of
 `denselab.training` and `denselab.evaluation`; only the seed differs), then keeps what the study needs:
 the test accuracy and loss and the per-epoch history. The model itself is not kept: the lab's run keeps
-its model. The settings, arrays and code come from the exercise's fingerprint (`denselab.study`), the
-stage's one dependency, so it reads no params itself.
+its model. The settings and arrays come from the exercise's fingerprint (`denselab.study`), as they do for
+`train`, so it reads no params itself.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Stage `train@<exercise>`: build, compile and fit one exercise's network exactly as the lab does.
 
-    python -m stages.train --exercise ex3 --prepared data/prepared/mnist_scaled --model-dir data/models/ex3 \
-        --history reports/history/ex3.csv --summary reports/summary/ex3.json
+    python -m stages.train --exercise ex3 --seed 42 --fingerprint data/fingerprints/ex3.json \
+        --model-dir data/models/ex3 --history reports/history/ex3.csv --summary reports/summary/ex3.json
 
-Writes the model (`model.keras`) with its resolved settings (`params.json`: the exercise's training settings,
-the seed and the arrays it read, all of them declared in dvc.yaml) beside it, the per-epoch history as CSV
+The exercise's settings and arrays come from its fingerprint (`denselab.study`), the seed from the command
+line (dvc.yaml passes params.yaml's `seed`): the stage reads no params itself. Writes the model (`model.keras`)
+with its resolved settings (`params.json`: the exercise's training settings, the seed and the arrays it read)
+beside it, the per-epoch history as CSV
 (a DVC plot, rewritten after every epoch) and the model summary as JSON.
 """
 
@@ -20,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from denselab.arrays import read_training
-from denselab.cli import StageError, load_tensorflow, stage_main
-from denselab.config import Exercise, load_params, parameter_count
+from denselab.cli import load_tensorflow, stage_main
+from denselab.config import Exercise, parameter_count
 from denselab.files import atomic_path, require_free_space, write_text
 from denselab.history import history_csv
 from denselab.layout import MODEL_FILE, MODEL_SETTINGS
+from denselab.study import read_fingerprint
 from denselab.training import check_finished, configure_threads, fit_exercise, versions
 
 
@@ -59,20 +62,18 @@ def _json(data: Any) -> str:
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.train --exercise NAME --prepared DIR --model-dir DIR --history FILE.csv
-    --summary FILE.json`."""
+    """Command line: `python -m stages.train --exercise NAME --seed N --fingerprint FILE.json --model-dir DIR
+    --history FILE.csv --summary FILE.json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exercise", required=True, help="a key of `exercises` in params.yaml")
-    parser.add_argument("--prepared", type=Path, required=True, help="the folder of x_train.npy and y_train.npy")
+    parser.add_argument("--seed", type=int, required=True, help="the lab's run's seed (params.yaml's `seed`)")
+    parser.add_argument("--fingerprint", type=Path, required=True, help="what the fingerprint stage wrote for it")
     parser.add_argument("--model-dir", type=Path, required=True, help="where model.keras and its settings go")
     parser.add_argument("--history", type=Path, required=True, help="the learning curves (.csv, a DVC plot)")
     parser.add_argument("--summary", type=Path, required=True, help="the model summary and timings (.json)")
     args = parser.parse_args(argv)
-    params = load_params()  # before TensorFlow is imported: a bad param fails in milliseconds
-    if args.exercise not in params.exercises:
-        raise StageError(f"no exercise {args.exercise!r} in params.yaml exercises")
-    spec = params.exercises[args.exercise]
-    x, y = read_training(args.prepared)
+    spec, folder = read_fingerprint(args.fingerprint, args.exercise)
+    x, y = read_training(folder)
     # The saved model holds the weights and Adam's two moments: check the room for it before training.
     require_free_space(
         args.model_dir, model_bytes(parameter_count(x.shape[1], spec.layers)), f"{args.exercise}'s model"
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_threads()
     # The curves so far, rewritten after every epoch: `dvc plots show` follows a long run as it goes.
     model, history, summary = train(
-        x, y, spec, params.seed, on_epoch=lambda h, _: write_text(args.history, history_csv(h))
+        x, y, spec, args.seed, on_epoch=lambda h, _: write_text(args.history, history_csv(h))
     )
     check_finished(history, spec, args.exercise)
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_path(args.model_dir / MODEL_FILE) as tmp:
         portable(model).save(tmp)
-    settings = {"exercise": args.exercise, "seed": params.seed, "prepared": args.prepared.as_posix()}
+    settings = {"exercise": args.exercise, "seed": args.seed, "prepared": folder.as_posix()}
     write_text(args.model_dir / MODEL_SETTINGS, _json(settings | spec.training_settings()))
     write_text(args.history, history_csv(history))
     write_text(args.summary, _json(summary))

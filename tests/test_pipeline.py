@@ -315,17 +315,18 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
     }
     data = {p: p.read_bytes() for p in (project.path / "reports/datasets").rglob("*") if p.is_file()}
     project.edit(lambda d: d["exercises"]["ex2"].update(epochs=3))
-    # `dvc status` names the stages whose own deps changed; evaluate@ex2 follows from train@ex2.
-    # `validate` checks every params change; its unchanged marker makes nothing else stale.
-    # `fingerprint` reads every exercise's settings (it writes the studied ones', ex1's and ex3's here, again
-    # byte for byte); `aggregate` reads every exercise's settings (to find the one-change comparisons).
+    # `dvc status` names the stages whose own deps changed; train@ex2 follows from its fingerprint, evaluate@ex2
+    # from train@ex2. `validate` checks every params change; its unchanged marker makes nothing else stale.
+    # `fingerprint` reads every exercise's settings (it writes the others' files again byte for byte);
+    # `aggregate` reads every exercise's settings (to find the one-change comparisons).
     prints = {p.name: p.read_bytes() for p in (project.path / "data/fingerprints").iterdir()}
-    assert project.status() == {"validate", "train@ex2", "fingerprint", "aggregate", "judge", "report"}
+    assert project.status() == {"validate", "fingerprint", "aggregate", "judge", "report"}
     ran, log = project.repro()
     assert ran == {
         *("validate", "train@ex2", "evaluate@ex2", "explain@ex2", "fingerprint", "aggregate", "judge", "report")
     }, log
-    assert {p.name: p.read_bytes() for p in (project.path / "data/fingerprints").iterdir()} == prints
+    after = {p.name: p.read_bytes() for p in (project.path / "data/fingerprints").iterdir()}
+    assert after.keys() == prints.keys() and {name for name in prints if after[name] != prints[name]} == {"ex2.json"}
     assert "Epoch 3/3" in log
     # Only ex2's figures were drawn again; its curves now have three epochs.
     after = {
@@ -410,8 +411,8 @@ def test_adding_a_seed_trains_only_its_runs_and_removing_it_trains_nothing(proje
 
 def test_editing_a_studied_exercise_stales_only_its_runs(project):
     project.edit(lambda d: d["exercises"]["ex1"].update(learning_rate=0.02))
-    # The runs follow from the fingerprint; `dvc status` names the stages whose own deps changed.
-    assert project.status() == {"validate", "train@ex1", "fingerprint", "aggregate", "judge", "report"}
+    # The lab's run and the study's follow from the fingerprint; `dvc status` names the stages whose own deps changed.
+    assert project.status() == {"validate", "fingerprint", "aggregate", "judge", "report"}
     ran, log = project.repro()
     assert ran == {
         "validate",
@@ -595,29 +596,25 @@ def test_bad_params_fail_fast_and_touch_nothing(small):
 
 
 @SHARING
-def test_validation_runs_before_tensorflow_is_imported(small):
-    bad = small.params()
-    bad["exercises"]["ex2"]["epochs"] = 0
-    (small.path.parent / "bad").mkdir(exist_ok=True)
-    write_params(small.path.parent / "bad", bad)
+def test_a_stale_fingerprint_stops_training_before_tensorflow_is_imported(small):
+    """The training stages read no params (validate checked them); what they read, the exercise's fingerprint, is
+    checked against the arrays in milliseconds, before TensorFlow is imported."""
+    print_ = json.loads(small.read("data/fingerprints/ex2.json"))
+    print_["arrays"]["y_train.npy"] = "0" * 64  # arrays rebuilt since, outside DVC
+    (small.path.parent / "stale.json").write_text(json.dumps(print_))
     code = (
         "import sys\n"
         "from stages.train import main\n"
-        "try:\n    main(['--exercise', 'ex2', '--prepared', 'x', '--model-dir', 'y', '--history', 'z', '--summary', 'w'])\n"
+        "try:\n    main(['--exercise', 'ex2', '--seed', '1', '--fingerprint', '../stale.json', '--model-dir', 'y',"
+        " '--history', 'z', '--summary', 'w'])\n"
         "except SystemExit as e:\n    print(e.code, 'tensorflow' in sys.modules)\n"
     )
     env = {**small.env, "PYTHONPATH": str(small.path)}
     out = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        cwd=small.path.parent / "bad",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, "-c", code], check=False, cwd=small.path, env=env, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.split() == ["2", "False"], out.stderr
-    assert "exercises.ex2.epochs: expected an integer >= 1, got 0" in out.stderr
+    assert out.stderr.strip() == "error: y_train.npy changed since ex2 was fingerprinted; run `dvc repro`"
 
 
 @SHARING

@@ -142,9 +142,8 @@ def reachable(graph: Mapping[str, set[str]], start: str) -> set[str]:
 
 def test_every_stage_depends_on_the_code_it_runs():
     """A stage reruns when a module it runs changes because it depends on its file of the sources stage, which lists
-    its module and every module it imports, directly or not (the replicate runs, through the fingerprint that holds
-    their sources). Checked against this test's own walk of the imports, and the sources stage's own deps (the data
-    that code reads, also in the file, is test_sources' business)."""
+    its module and every module it imports, directly or not. Checked against this test's own walk of the imports,
+    and the sources stage's own deps (the data that code reads, also in the file, is test_sources' business)."""
     import yaml
 
     from stages.sources import sources
@@ -165,13 +164,7 @@ def test_every_stage_depends_on_the_code_it_runs():
         }
         code = {path for path in listed[module] if path.endswith(".py")}
         assert code == files, name
-        own = "${paths.sources}/" + f"{module}.json"
-        if name == "replicate":
-            assert (
-                own in stages["fingerprint"]["deps"] and "${paths.fingerprints}/${item.exercise}.json" in body["deps"]
-            )
-        else:
-            assert own in body["deps"], name
+        assert "${paths.sources}/" + f"{module}.json" in body["deps"], name
     assert "denselab/models.py" in listed["train"] and "denselab/models.py" not in listed["report"]
 
 

@@ -11,7 +11,7 @@ import pytest
 from denselab.config import InputVariant, load_params
 from stages.prepare import prepare
 from tests.conftest import ROOT
-from tests.fixtures import mnist_arrays, without_claims
+from tests.fixtures import mnist_arrays
 
 pytest.importorskip("keras")
 
@@ -99,21 +99,24 @@ def test_bfloat16_model_saves_loads_in_plain_keras_and_predicts_as_evaluated(tin
     assert metrics["test_accuracy"] > 0.5
 
 
-def _stage_folder(tmp_path, n_train: int = 200) -> list[str]:
-    """A params.yaml and prepared arrays in tmp_path; the train stage's arguments for ex3."""
-    import shutil
-
+def _stage_folder(tmp_path, n_train: int = 200, **settings) -> list[str]:
+    """Prepared arrays and ex3's fingerprint (its settings changed by `settings`) in tmp_path; the train stage's
+    arguments for ex3."""
     from denselab.arrays import write_prepared
+    from denselab.study import fingerprint
 
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     write_prepared(
         tmp_path / "prepared", prepare(mnist_arrays(n_train=n_train), InputVariant("mnist", divide_by_255=True))
     )
+    spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], **settings)
+    (tmp_path / "ex3.fingerprint.json").write_text(json.dumps(fingerprint("ex3", spec, tmp_path / "prepared")))
     return [
         "--exercise",
         "ex3",
-        "--prepared",
-        "prepared",
+        "--seed",
+        "42",
+        "--fingerprint",
+        "ex3.fingerprint.json",
         "--model-dir",
         "models/ex3",
         "--history",
@@ -165,13 +168,7 @@ def test_the_history_grows_on_disk_while_training_runs(tmp_path):
     import sys
     import time
 
-    import yaml
-
-    args = _stage_folder(tmp_path, n_train=3000)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["exercises"]["ex3"].update(epochs=40, batch_size=16)
-    without_claims(params)  # ex3 no longer differs from its factorial neighbours in the input scaling alone
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = _stage_folder(tmp_path, n_train=3000, epochs=40, batch_size=16)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "stages.train", *args],
@@ -209,13 +206,8 @@ def test_an_exercise_trains_evaluates_and_saves_on_the_jax_backend(tmp_path):
     import sys
 
     pytest.importorskip("jax")
-    import yaml
 
-    args = _stage_folder(tmp_path)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["exercises"]["ex3"].update(epochs=3, batch_size=32)
-    without_claims(params)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = _stage_folder(tmp_path, epochs=3, batch_size=32)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax"}
 
     def run(*command: str) -> str:
