@@ -77,7 +77,8 @@ from denselab.training import configure_threads
 from stages.replicate import replicate
 exercise, folder, seed, epochs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 spec = load_params(sys.argv[5]).exercises[exercise]
-spec = dataclasses.replace(spec, epochs=epochs or spec.epochs)
+xla = {"on": True, "off": False}.get(sys.argv[6], spec.xla)
+spec = dataclasses.replace(spec, epochs=epochs or spec.epochs, xla=xla)
 x_train, y_train = read_training(folder)
 x_test, y_test = read_test(folder)
 load_tensorflow()
@@ -87,7 +88,9 @@ print(json.dumps({"accuracy": record["test_accuracy"]}))
 """
 
 
-def one_run(who: str, exercise: str, seed: int, epochs: int | None, raw: Path, folder: Path) -> float:
+def one_run(
+    who: str, exercise: str, seed: int, epochs: int | None, raw: Path, folder: Path, xla: str | None = None
+) -> float:
     """One run's test accuracy (a fraction), from a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     if who == "lab":
@@ -95,7 +98,7 @@ def one_run(who: str, exercise: str, seed: int, epochs: int | None, raw: Path, f
         cmd += ["--epochs", str(epochs)] if epochs else []
     else:
         cmd = [sys.executable, "-c", DENSELAB_RUN, exercise, str(folder), str(seed), str(epochs or 0)]
-        cmd.append(str(ROOT / "params.yaml"))
+        cmd += [str(ROOT / "params.yaml"), xla or "params"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{who} run of {exercise}, seed {seed} failed:\n{out.stderr[-3000:]}")
@@ -127,20 +130,25 @@ def compare(lab: list[float], denselab: list[float], margin: float) -> dict:
 
 
 def seeds_of(text: str) -> list[int]:
-    """`1-18` or `1,2,5`."""
+    """`1-18` or `1,2,5`; empty: none (with --pool, only what earlier runs wrote)."""
+    if not text:
+        return []
     if "-" in text:
         first, last = (int(v) for v in text.split("-"))
         return list(range(first, last + 1))
     return [int(v) for v in text.split(",")]
 
 
-def pooled(results: Path, exercise: str, epochs: int | None, machine: str) -> tuple[list[float], list[float]]:
-    """Every run of `results` for this exercise, epochs and machine: (lab's accuracies, DenseLab's)."""
+def pooled(
+    results: Path, exercise: str, epochs: int | None, machine: str, variant: str = "denselab"
+) -> tuple[list[float], list[float]]:
+    """Every run of `results` for this exercise, epochs and machine: (lab's accuracies, the variant's)."""
     lab, denselab = [], []
     if results.is_file():
         for line in results.read_text().splitlines():
             row = json.loads(line)
-            if (row["exercise"], row["epochs"], row["machine"]) == (exercise, epochs, machine):
+            same = (row["exercise"], row["epochs"], row["machine"]) == (exercise, epochs, machine)
+            if same and row["who"] in ("lab", variant):
                 (lab if row["who"] == "lab" else denselab).append(row["accuracy"])
     return lab, denselab
 
@@ -153,16 +161,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="default: the lab's (a quick look: fewer)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines, appended to")
     parser.add_argument("--pool", action="store_true", help="compare every run in --results for this machine")
+    parser.add_argument(
+        "--xla", choices=["on", "off"], help="DenseLab's training steps with XLA or without (default: as params.yaml)"
+    )
     args = parser.parse_args()
     machine = cpu_model()
+    # The variant of DenseLab that runs, as the results file names it: one change from the default is a row of its own.
+    variant = "denselab" + {"on": "+xla", "off": "-xla", None: ""}[args.xla]
     lab, denselab = [], []
     with tempfile.TemporaryDirectory() as tmp:
         raw, folder = build_inputs(Path(tmp), args.exercise)
         for i, seed in enumerate(seeds_of(args.seeds)):
-            order = ("lab", "denselab") if i % 2 == 0 else ("denselab", "lab")  # alternate: drift hits both
+            order = ("lab", variant) if i % 2 == 0 else (variant, "lab")  # alternate: drift hits both
             for who in order:
                 start = time.perf_counter()
-                accuracy = one_run(who, args.exercise, seed, args.epochs, raw, folder)
+                accuracy = one_run(who, args.exercise, seed, args.epochs, raw, folder, args.xla)
                 (lab if who == "lab" else denselab).append(accuracy)
                 row = {
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -178,12 +191,12 @@ def main() -> None:
                     f.write(json.dumps(row) + "\n")
                 print(f"  seed {seed} {who}: {accuracy:.2%} ({row['seconds']} s)", flush=True)
     if args.pool:
-        lab, denselab = pooled(args.results, args.exercise, args.epochs, machine)
+        lab, denselab = pooled(args.results, args.exercise, args.epochs, machine, variant)
     found = compare(lab, denselab, args.margin)
     n_lab, n_dl = found["n"]
     print(f"{args.exercise} on {machine}, {args.epochs or 'the lab'} epochs:".replace("lab epochs", "lab's epochs"))
     print(f"  the lab's code : n {n_lab}, {found['lab']['mean']:.2%} ± {found['lab']['sd']:.2%}")
-    print(f"  DenseLab       : n {n_dl}, {found['denselab']['mean']:.2%} ± {found['denselab']['sd']:.2%}")
+    print(f"  {variant:15}: n {n_dl}, {found['denselab']['mean']:.2%} ± {found['denselab']['sd']:.2%}")
     low, high = found["ci95"]
     print(
         f"  DenseLab - lab : {found['difference'] * 100:+.2f} points (95% interval {low * 100:+.2f} to "

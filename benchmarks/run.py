@@ -81,10 +81,14 @@ def build_inputs(work: Path, mnist_dir: Path) -> dict[str, Path]:
     return raw
 
 
-def bench_exercise(exercise: str, epochs: int, pairs: int, work: Path, raw: dict[str, Path]) -> dict:
-    """Alternate the lab script and the train stage; return medians."""
+def bench_exercise(
+    exercise: str, epochs: int, pairs: int, work: Path, raw: dict[str, Path], xla: bool | None = None
+) -> dict:
+    """Alternate the lab script and the train stage; return medians. `xla`: the exercise's `xla` for DenseLab."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["exercises"][exercise]["epochs"] = epochs
+    if xla is not None:
+        params["exercises"][exercise]["xla"] = xla
     # No claims.yaml beside this copy: fewer epochs would break the factorials the claims are tested on, and
     # training reads none of them.
     (work / "params.yaml").write_text(yaml.safe_dump(params))
@@ -332,6 +336,9 @@ def main() -> None:
     parser.add_argument("--project", type=Path, help="a built DenseLab checkout to time dvc repro and the report on")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
+        "--xla", choices=["on", "off"], help="DenseLab's training steps with XLA or without (default: as params.yaml)"
+    )
+    parser.add_argument(
         "--full-repro",
         action="store_true",
         help="with --project: rerun every train/evaluate stage and the report (minutes) and compare to fit time",
@@ -343,7 +350,8 @@ def main() -> None:
         print("preparing inputs ...", flush=True)
         raw = build_inputs(work, args.mnist)
         for exercise in args.exercises:
-            m = bench_exercise(exercise, args.epochs, args.pairs, work, raw)
+            xla = None if args.xla is None else args.xla == "on"
+            m = bench_exercise(exercise, args.epochs, args.pairs, work, raw, xla)
             lab, dl = m["lab"], m["denselab"]
             print(f"\n{exercise}: medians of {args.pairs} alternating pairs, {args.epochs} epochs each")
             print(f"  {'':22}{'lab script':>12}{'DenseLab':>12}{'ratio':>8}{'pair ratio':>12}")

@@ -87,6 +87,7 @@ class Exercise:
     precision: str
     lab_test_accuracy: float | None
     control: bool = False  # not one of the lab's exercises: a variation that tests one of its claims
+    xla: bool = False  # compile each training step with XLA, as the lab's `fit` does (Keras' jit_compile="auto")
 
     def described(self, language: str) -> str:
         """The description in `language`, else in English, else none."""
@@ -104,7 +105,7 @@ class Exercise:
         return cls(description={}, inputs=inputs, layers=layers, lab_test_accuracy=None, **rest)
 
 
-# What a run of an exercise trains with; the train stage lists exactly these under its params.
+# What a run of an exercise trains with: what its fingerprint holds, and all the training stages read of it.
 TRAINING_KEYS = (
     "layers",
     "optimizer",
@@ -114,6 +115,7 @@ TRAINING_KEYS = (
     "epochs",
     "validation_split",
     "precision",
+    "xla",
 )
 
 
@@ -400,6 +402,7 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
         precision=s.choice("precision", PRECISIONS),
         lab_test_accuracy=s.optional_number("lab_test_accuracy", low=0.0, high=1.0),
         control=s.boolean("control", default=False),
+        xla=s.boolean("xla", default=False),
     )
     if exercise.control and exercise.lab_test_accuracy is not None:
         raise ParamsError(

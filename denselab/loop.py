@@ -36,7 +36,8 @@ EpochCallback = Callable[[dict, list], None] | None
 @dataclass(frozen=True)
 class FitSettings:
     """How to train, as `model.fit(x, y, batch_size, epochs, validation_split=...)` takes it, plus the seed that
-    orders the rows of each epoch, the log's verbosity (0: silent, 2: a line per epoch) and a progress callback."""
+    orders the rows of each epoch, the log's verbosity (0: silent, 2: a line per epoch), a progress callback and
+    whether each step is compiled with XLA (as `fit` compiles it under Keras' default `jit_compile="auto"`)."""
 
     batch_size: int
     epochs: int
@@ -44,6 +45,7 @@ class FitSettings:
     seed: int
     verbose: int = 2
     on_epoch: EpochCallback = None
+    xla: bool = False
 
 
 def fast_path_missing(model) -> str | None:
@@ -62,8 +64,12 @@ def fast_path_missing(model) -> str | None:
     return None
 
 
-def _batch_loop(model, step: Callable, batch_size: int, features: int, classes: int) -> Callable:
-    """A compiled function running `step((x, y))` on consecutive batches of a chunk; returns the model's metrics."""
+def _batch_loop(model, step: Callable, batch_size: int, features: int, classes: int, xla: bool = False) -> Callable:
+    """A compiled function running `step((x, y))` on consecutive batches of a chunk; returns the model's metrics.
+    With `xla`, each step is compiled by XLA on its own, as `fit` compiles its step (the whole loop under XLA
+    recompiles for every chunk: tens of seconds an epoch)."""
+    if xla:
+        step = tf.function(step, jit_compile=True, autograph=False)
 
     def run(x, y):
         steps = (tf.shape(x)[0] + batch_size - 1) // batch_size
@@ -108,8 +114,8 @@ def fit(model, x: np.ndarray, y: np.ndarray, settings: FitSettings) -> tuple[dic
     features, classes = x.shape[1], y.shape[1]
     read_ahead(x, y)
     build_state(model, x_train, y_train)
-    train_batches = _batch_loop(model, model.train_step, s.batch_size, features, classes)
-    test_batches = _batch_loop(model, model.test_step, VALIDATION_BATCH, features, classes)
+    train_batches = _batch_loop(model, model.train_step, s.batch_size, features, classes, s.xla)
+    test_batches = _batch_loop(model, model.test_step, VALIDATION_BATCH, features, classes, s.xla)
     row_bytes = x.itemsize * features
     rows, val_rows = chunk_rows(s.batch_size, row_bytes), chunk_rows(VALIDATION_BATCH, row_bytes)
     history: dict[str, list[float]] = {}

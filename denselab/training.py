@@ -49,7 +49,7 @@ def fit_exercise(
     seed_everything(seed)
     model = compile_model(make_model(x.shape[1], spec.layers, resolve_precision(spec.precision)), spec)
     model = use_fast_adam(model, spec)
-    settings = FitSettings(spec.batch_size, spec.epochs, spec.validation_split, seed, verbose, on_epoch)
+    settings = FitSettings(spec.batch_size, spec.epochs, spec.validation_split, seed, verbose, on_epoch, spec.xla)
     history, seconds = train_epochs(model, x, y, settings)
     return model, history, seconds
 

@@ -35,6 +35,7 @@ def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, on_epoch=None
     """Fit a fresh model of `spec` on (x, y) the lab's way; return (model, history, summary: the model's layers
     and parameters, the training rows and features, the median seconds per epoch, the fit's wall time and the
     library versions). `on_epoch(history, seconds)` is called after every epoch with everything so far."""
+    from denselab.loop import fast_path_missing
     from denselab.models import summarize
 
     start = time.perf_counter()
@@ -42,6 +43,8 @@ def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, on_epoch=None
     fit_seconds = time.perf_counter() - start
     summary = {
         **summarize(model),
+        # What ran: only the fast loop compiles its steps with XLA (Keras' own fit, the fallback, does not).
+        "xla": spec.xla and fast_path_missing(model) is None,
         "input_dim": int(x.shape[1]),
         "train_samples": int(x.shape[0]),
         "seconds_per_epoch": round(float(np.median(seconds)), 3) if seconds else None,

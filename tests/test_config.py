@@ -115,6 +115,7 @@ BAD = [
         "exercises.sigmoid_x255.lab_test_accuracy: a control is not one of the lab's exercises",
     ),
     ("exercises.ex2.control", "yes", "exercises.ex2.control: expected true or false"),
+    ("exercises.ex2.xla", "auto", "exercises.ex2.xla: expected true or false"),
     ("factorials.activation_by_scale.rows", "activation", "factorials.activation_by_scale.rows: unknown aspect"),
     ("factorials.activation_by_scale.columns", "hidden activations", "the same aspect as rows"),
     (

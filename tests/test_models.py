@@ -148,3 +148,26 @@ def test_a_model_whose_optimizer_cannot_change_class_saves_with_fused_adam(tmp_p
     assert "saving with DenseLab's FusedAdam" in capsys.readouterr().err
     model.save(tmp_path / "m.keras")
     assert type(keras.models.load_model(tmp_path / "m.keras").optimizer) is models.FusedAdam
+
+
+def test_fused_adams_update_is_the_adam_the_fidelity_benchmark_tested():
+    """The optimizer's update, pinned to Adam's formula with Keras' defaults (what the lab's `Adam(learning_rate)`
+    gets and what the fidelity benchmark showed equivalent), worked out here in float64 for two steps."""
+    import numpy as np
+    import tensorflow as tf
+
+    from denselab.models import FusedAdam
+
+    optimizer = FusedAdam(learning_rate=0.01)
+    assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon, optimizer.amsgrad) == (0.9, 0.999, 1e-7, False)
+    start = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    weight = tf.Variable(start)
+    gradients = [np.array([0.1, -0.2, 0.3], dtype=np.float32), np.array([-0.4, 0.05, 0.3], dtype=np.float32)]
+    w, m, v = start.astype(np.float64), np.zeros(3), np.zeros(3)
+    for t, g in enumerate(gradients, start=1):
+        optimizer.apply_gradients([(tf.constant(g), weight)])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g.astype(np.float64) ** 2
+        step = 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        w = w - step * m / (np.sqrt(v) + 1e-7)
+        np.testing.assert_allclose(weight.numpy(), w, rtol=1e-6, err_msg=f"step {t}")

@@ -118,6 +118,7 @@ def write_results(
             "seconds_per_epoch": 1.5,
             "fit_seconds": 30.0,
             "precision": "float32",
+            "xla": bool(params_data["exercises"][name].get("xla")),
             "versions": {"tensorflow": "2.21.0", "keras": "3.15.1"},
         }
         (folders["summary"] / exercise_file("summary", name)).write_text(json.dumps(summary))
@@ -626,6 +627,15 @@ def test_precision_shows_what_ran(tmp_path, params_copy, study_files):
     assert row == "float32 (mixed_bfloat16 asked; this machine has no native bfloat16)"
     assert soup.select_one("section#ex-ex3 tr.precision td").get_text(strip=True) == "float32"
     assert "ex2: float32" in soup.select_one("#provenance").get_text()
+
+
+def test_provenance_names_the_exercises_trained_with_xla(tmp_path, params_copy, study_files, page):
+    row = page.select_one("#provenance tr.xla td").get_text(strip=True)
+    assert row == "none: each step ran as a TensorFlow graph without XLA"
+    params_copy["exercises"]["ex2"]["xla"] = True
+    params_copy["exercises"]["ex3"]["xla"] = True
+    soup = render(tmp_path, params_copy, study_files)
+    assert soup.select_one("#provenance tr.xla td").get_text(strip=True) == "ex2, ex3"
 
 
 def test_unit_observations_explain_each_hidden_layer(page):
