@@ -33,6 +33,7 @@ from tests.fixtures import (
     write_mnist_npz,
     write_params,
 )
+from tests.sshd import SSHD, ssh_server
 
 # Every test here runs dvc on a copy of the project. pytest-xdist runs each group on one worker, beside the other
 # groups: each worker builds the tiny project once (the `built` fixture) for the tests of its group.
@@ -713,6 +714,66 @@ def test_sharing_through_a_remote_needs_no_training(small, tmp_path):
     assert "Running stage" not in out.stdout + out.stderr, out.stdout
     assert (clone / "reports/index.html").read_bytes() == small.read("reports/index.html")
     assert (clone / "data/models/ex5/model.keras").read_bytes() == small.read("data/models/ex5/model.keras")
+
+
+def _cache_checksums(folder: Path) -> dict[str, str]:
+    """Every file of a DVC cache and the sha256 of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@SHARING
+@pytest.mark.skipif(
+    not Path(SSHD).is_file() and not os.environ.get("DENSELAB_REQUIRE_SSHD"),
+    reason="Debian's openssh-server is not installed (.ci/run installs it)",
+)
+def test_a_class_remote_over_ssh_the_teacher_writes_and_students_only_read(small, tmp_path):
+    """A real sshd on loopback holds the class's cache: the teacher pushes what the pipeline built, a student's
+    clone pulls it with a read-only key and trains nothing, and the student's push is refused, the cache intact."""
+    with ssh_server(tmp_path / "server") as server:
+        storage = server.home / "class-cache"
+        home = tmp_path / "home"  # the users' ~/.ssh: the server's host key, as a teacher hands it out
+        (home / ".ssh").mkdir(parents=True)
+        shutil.copy(server.known_hosts, home / ".ssh" / "known_hosts")
+        env = {**small.env, "HOME": str(home)}
+
+        def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+            out = subprocess.run(
+                [sys.executable, "-m", "dvc", *args],
+                check=False,
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert out.returncode == 0 or not check, out.stdout + out.stderr
+            return out
+
+        dvc("remote", "add", "-d", "class", server.url(storage), cwd=small.path)
+        small.commit("the class remote")
+        dvc("remote", "modify", "--local", "class", "keyfile", str(server.keys["teacher"]), cwd=small.path)
+        dvc("push", "--run-cache", cwd=small.path)
+        before = _cache_checksums(storage)
+        assert len(before) > 20
+
+        clone = tmp_path / "student"
+        small.run("git", "clone", "-q", str(small.path), str(clone), cwd=tmp_path)
+        dvc("remote", "modify", "--local", "class", "keyfile", str(server.keys["student"]), cwd=clone)
+        dvc("pull", cwd=clone)
+        out = dvc("repro", cwd=clone)
+        assert "Running stage" not in out.stdout + out.stderr, out.stdout
+        assert (clone / "reports/index.html").read_bytes() == small.read("reports/index.html")
+
+        # The student makes something new (the page in Vietnamese) and tries to push: the server refuses every write.
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        params["report"]["language"] = "vi"
+        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        dvc("repro", cwd=clone)
+        refused = dvc("push", cwd=clone, check=False)
+        assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr
+        assert _cache_checksums(storage) == before
 
 
 @pytest.mark.xdist_group("pipeline-workers")  # a project of its own

@@ -34,6 +34,7 @@ IMPORTED_AS = {
 NOT_IMPORTED = {
     "dvc": "the `dvc` command that runs the stages",
     "ruamel.yaml.clib": "the C loader of DVC's YAML parser (a faster no-op `dvc repro`)",
+    "dvc-ssh": "DVC's SSH remotes (a class's remote on a lab server)",
 }
 
 
