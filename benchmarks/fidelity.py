@@ -88,20 +88,29 @@ print(json.dumps({"accuracy": record["test_accuracy"]}))
 """
 
 
-def one_run(
-    who: str, exercise: str, seed: int, epochs: int | None, raw: Path, folder: Path, xla: str | None = None
-) -> float:
+# The sides a run can take: the lab's code as written, DenseLab as params.yaml sets it, and one-change variants
+# (a row of the experiment each). A side's name is what the results file records.
+SIDES = {
+    "lab": ("lab", ""),
+    "denselab": ("denselab", "params"),
+    "denselab+xla": ("denselab", "on"),
+    "denselab-xla": ("denselab", "off"),
+}
+
+
+def one_run(side: str, exercise: str, seed: int, epochs: int | None, raw: Path, folder: Path) -> float:
     """One run's test accuracy (a fraction), from a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    who, xla = SIDES[side]
     if who == "lab":
         cmd = [sys.executable, str(ROOT / "benchmarks/lab_script.py"), exercise, str(raw), "--seed", str(seed)]
         cmd += ["--epochs", str(epochs)] if epochs else []
     else:
         cmd = [sys.executable, "-c", DENSELAB_RUN, exercise, str(folder), str(seed), str(epochs or 0)]
-        cmd += [str(ROOT / "params.yaml"), xla or "params"]
+        cmd += [str(ROOT / "params.yaml"), xla]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"{who} run of {exercise}, seed {seed} failed:\n{out.stderr[-3000:]}")
+        raise SystemExit(f"{side} run of {exercise}, seed {seed} failed:\n{out.stderr[-3000:]}")
     accuracy = json.loads(out.stdout.strip().splitlines()[-1])["accuracy"]
     return accuracy / 100 if who == "lab" else accuracy  # the lab's script prints a percentage, as the lab does
 
@@ -139,18 +148,15 @@ def seeds_of(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
 
-def pooled(
-    results: Path, exercise: str, epochs: int | None, machine: str, variant: str = "denselab"
-) -> tuple[list[float], list[float]]:
-    """Every run of `results` for this exercise, epochs and machine: (lab's accuracies, the variant's)."""
-    lab, denselab = [], []
+def pooled(results: Path, exercise: str, epochs: int | None, machine: str) -> dict[str, list[float]]:
+    """Every run of `results` for this exercise, epochs and machine: the accuracies per side."""
+    sides: dict[str, list[float]] = {}
     if results.is_file():
         for line in results.read_text().splitlines():
             row = json.loads(line)
-            same = (row["exercise"], row["epochs"], row["machine"]) == (exercise, epochs, machine)
-            if same and row["who"] in ("lab", variant):
-                (lab if row["who"] == "lab" else denselab).append(row["accuracy"])
-    return lab, denselab
+            if (row["exercise"], row["epochs"], row["machine"]) == (exercise, epochs, machine):
+                sides.setdefault(row["who"], []).append(row["accuracy"])
+    return sides
 
 
 def main() -> None:
@@ -162,49 +168,55 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines, appended to")
     parser.add_argument("--pool", action="store_true", help="compare every run in --results for this machine")
     parser.add_argument(
-        "--xla", choices=["on", "off"], help="DenseLab's training steps with XLA or without (default: as params.yaml)"
+        "--sides", default="lab,denselab", help=f"comma-separated, each seed runs each side once: {', '.join(SIDES)}"
     )
+    parser.add_argument("--reference", default="lab", help="the side every other side is compared with")
     args = parser.parse_args()
+    sides = args.sides.split(",")
+    unknown = [s for s in [*sides, args.reference] if s not in SIDES]
+    if unknown:
+        parser.error(f"unknown side {unknown[0]!r}; the sides: {', '.join(SIDES)}")
     machine = cpu_model()
-    # The variant of DenseLab that runs, as the results file names it: one change from the default is a row of its own.
-    variant = "denselab" + {"on": "+xla", "off": "-xla", None: ""}[args.xla]
-    lab, denselab = [], []
+    runs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         raw, folder = build_inputs(Path(tmp), args.exercise)
         for i, seed in enumerate(seeds_of(args.seeds)):
-            order = ("lab", variant) if i % 2 == 0 else (variant, "lab")  # alternate: drift hits both
-            for who in order:
+            for side in sides[i % len(sides) :] + sides[: i % len(sides)]:  # rotate: drift hits every side
                 start = time.perf_counter()
-                accuracy = one_run(who, args.exercise, seed, args.epochs, raw, folder, args.xla)
-                (lab if who == "lab" else denselab).append(accuracy)
+                accuracy = one_run(side, args.exercise, seed, args.epochs, raw, folder)
+                runs.setdefault(side, []).append(accuracy)
                 row = {
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "machine": machine,
                     "exercise": args.exercise,
                     "epochs": args.epochs,
                     "seed": seed,
-                    "who": who,
+                    "who": side,
                     "accuracy": accuracy,
                     "seconds": round(time.perf_counter() - start, 1),
                 }
                 with open(args.results, "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
-                print(f"  seed {seed} {who}: {accuracy:.2%} ({row['seconds']} s)", flush=True)
+                print(f"  seed {seed} {side}: {accuracy:.2%} ({row['seconds']} s)", flush=True)
     if args.pool:
-        lab, denselab = pooled(args.results, args.exercise, args.epochs, machine, variant)
-    found = compare(lab, denselab, args.margin)
-    n_lab, n_dl = found["n"]
+        runs = pooled(args.results, args.exercise, args.epochs, machine)
     print(f"{args.exercise} on {machine}, {args.epochs or 'the lab'} epochs:".replace("lab epochs", "lab's epochs"))
-    print(f"  the lab's code : n {n_lab}, {found['lab']['mean']:.2%} ± {found['lab']['sd']:.2%}")
-    print(f"  {variant:15}: n {n_dl}, {found['denselab']['mean']:.2%} ± {found['denselab']['sd']:.2%}")
-    low, high = found["ci95"]
-    print(
-        f"  DenseLab - lab : {found['difference'] * 100:+.2f} points (95% interval {low * 100:+.2f} to "
-        f"{high * 100:+.2f}; Welch p {found['welch_p']:.3g})"
-    )
-    verdict = "equivalent" if found["equivalent"] else "not shown equivalent"
-    print(f"  TOST at ±{args.margin * 100:g} points: p {found['tost_p']:.3g}: {verdict}")
-    print(f"  Levene (spread): p {found['levene_p']:.3g}")
+    reference = runs.get(args.reference, [])
+    for side in [args.reference, *[s for s in sides if s != args.reference]] if not args.pool else runs:
+        shown = np.asarray(runs.get(side, []))
+        if len(shown) > 1:
+            print(f"  {side:13}: n {len(shown)}, {shown.mean():.2%} ± {shown.std(ddof=1):.2%}")
+    for side, values in runs.items():
+        if side == args.reference or len(values) < 2 or len(reference) < 2:
+            continue
+        found = compare(reference, values, args.margin)
+        low, high = found["ci95"]
+        verdict = "equivalent" if found["equivalent"] else "not shown equivalent"
+        print(
+            f"  {side} - {args.reference}: {found['difference'] * 100:+.2f} points (95% interval {low * 100:+.2f} to "
+            f"{high * 100:+.2f}; Welch p {found['welch_p']:.3g}); TOST at ±{args.margin * 100:g} points: p "
+            f"{found['tost_p']:.3g}: {verdict}; Levene (spread) p {found['levene_p']:.3g}"
+        )
 
 
 if __name__ == "__main__":
