@@ -9,7 +9,7 @@ import numpy as np
 
 from denselab.cli import StageError
 from denselab.config import NUM_CLASSES
-from denselab.files import atomic_path
+from denselab.files import atomic_path, sha256_file
 from denselab.layout import PREPARED
 
 
@@ -35,6 +35,14 @@ def write_prepared(folder: Path, arrays: dict[str, np.ndarray]) -> None:
     for key, name in PREPARED.items():
         with atomic_path(folder / name) as tmp:
             np.save(tmp, arrays[key])
+
+
+def array_hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of each prepared array in `folder`."""
+    try:
+        return {name: sha256_file(folder / name) for name in PREPARED.values()}
+    except OSError as exc:
+        raise StageError(f"{folder}: cannot read the prepared arrays ({exc}); run `dvc repro` to rebuild them") from exc
 
 
 def read_training(folder: Path) -> tuple[np.ndarray, np.ndarray]:

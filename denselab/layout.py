@@ -51,6 +51,12 @@ def raw_file(dataset: str) -> str:
 # prepare@<inputs>: one folder per input variant.
 PREPARED = {"x_train": "x_train.npy", "y_train": "y_train.npy", "x_test": "x_test.npy", "y_test": "y_test.npy"}
 
+
+def digest_file(inputs: str) -> str:
+    """An input variant's array hashes inside the digests folder (prepare writes it, fingerprint reads it)."""
+    return f"{inputs}.json"
+
+
 # train@<exercise>: the model folder.
 MODEL_FILE = "model.keras"
 MODEL_SETTINGS = "params.json"

@@ -1,9 +1,11 @@
 """Exercise fingerprints: everything that defines a run of an exercise but the seed and the code.
 
 The fingerprint stage writes one per exercise (`layout.fingerprint_file`): its training settings and the folder
-and sha256 of its prepared arrays. The lab's run (train) and the study's runs (replicate) depend on that file
-instead of on params.yaml, and read it back here, checking that the arrays are still what was fingerprinted
-before they train. Their code they depend on as every stage does, by their file of the sources stage.
+and sha256 of its prepared arrays, as `prepare` recorded them (`layout.digest_file`: the fingerprint stage reads
+no array). The lab's run (train) and the study's runs (replicate) depend on that file instead of on params.yaml,
+and read it back here, checking that the arrays are still what was fingerprinted before they train; arrays the
+workspace lacks (a student's clone) are fetched from the DVC remote first. Their code they depend on as every
+stage does, by their file of the sources stage.
 """
 
 from __future__ import annotations
@@ -12,35 +14,41 @@ import json
 from pathlib import Path
 from typing import Any
 
+from denselab import remote
+from denselab.arrays import array_hashes
 from denselab.cli import StageError
 from denselab.config import Exercise
-from denselab.files import sha256_file
 from denselab.layout import PREPARED
 
 
-def array_hashes(folder: Path) -> dict[str, str]:
-    """The sha256 of each prepared array in `folder`."""
+def read_digest(path: Path) -> dict[str, str]:
+    """The sha256 of each prepared array of one input variant, as `prepare` wrote them (`array_hashes`)."""
     try:
-        return {name: sha256_file(folder / name) for name in PREPARED.values()}
-    except OSError as exc:
-        raise StageError(f"{folder}: cannot read the prepared arrays ({exc}); run `dvc repro` to rebuild them") from exc
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{path}: cannot read the arrays' digest ({exc}); run `dvc repro` to rebuild it") from exc
+    if not isinstance(found, dict) or sorted(found) != sorted(PREPARED.values()):
+        raise StageError(f"{path}: not a digest of the prepared arrays; run `dvc repro` to rebuild it")
+    return found
 
 
-def fingerprint(exercise: str, spec: Exercise, folder: Path, arrays: dict[str, str] | None = None) -> dict[str, Any]:
-    """What defines a run of `exercise` besides its seed and code: settings, arrays (folder and hashes).
-    `arrays`, when given, are the hashes already computed for `folder`."""
+def fingerprint(exercise: str, spec: Exercise, folder: Path, arrays: dict[str, str]) -> dict[str, Any]:
+    """What defines a run of `exercise` besides its seed and code: settings, arrays (`folder` and the hashes
+    of its arrays)."""
     return {
         "exercise": exercise,
         "inputs": spec.inputs,
         "settings": spec.training_settings(),
         "folder": folder.as_posix(),
-        "arrays": array_hashes(folder) if arrays is None else arrays,
+        "arrays": arrays,
     }
 
 
 def check(print_: dict[str, Any]) -> tuple[Exercise, Path]:
-    """The exercise and the folder a fingerprint names, once its arrays still match it."""
+    """The exercise and the folder a fingerprint names, once its arrays still match it. Arrays missing here
+    are fetched from the DVC remote first (`remote.pull`)."""
     folder = Path(print_["folder"])
+    remote.pull_missing([folder / name for name in print_["arrays"]], f"{print_['exercise']}'s arrays")
     now = array_hashes(folder)
     changed = sorted(name for name, digest in print_["arrays"].items() if now.get(name) != digest)
     if changed:

@@ -1,11 +1,11 @@
-"""Stage `describe`: what the data look like, before the network sees them.
+"""Stage `describe@<dataset>`: what the data look like, before the network sees them.
 
-    python -m stages.describe --raw data/raw --out reports/datasets
+    python -m stages.describe --dataset mnist --raw data/raw/mnist.npz --out reports/datasets/mnist
 
 The lab prints the arrays' shapes before and after flattening (its Hình 1/2, 6/7 and 10/11); this
 stage writes them to `summary.json` with the class counts, and draws sample images of every class,
-the class counts and the pixel values raw against divided by 255 (`layout.DATASET_FIGURES`), in one
-folder per dataset of params.yaml. No TensorFlow.
+the class counts and the pixel values raw against divided by 255 (`layout.DATASET_FIGURES`), in the
+dataset's folder. No TensorFlow.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from denselab.files import replaced_folder
 from denselab.i18n import N_, Language
 from denselab.layout import DATASET_FIGURES as FIGURES
 from denselab.layout import DATASET_SUMMARY as SUMMARY
-from denselab.layout import raw_file
 
 SAMPLES_PER_CLASS = 8
 SAMPLE_SEED = 0
@@ -186,22 +185,21 @@ def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndar
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.describe --raw DIR --out DIR`."""
+    """Command line: `python -m stages.describe --dataset NAME --raw FILE.npz --out DIR`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", type=Path, required=True, help="the folder of the downloaded arrays (download)")
-    parser.add_argument("--out", type=Path, required=True, help="the folder of every dataset's summary and figures")
+    parser.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")
+    parser.add_argument("--raw", type=Path, required=True, help="its downloaded arrays (download)")
+    parser.add_argument("--out", type=Path, required=True, help="the folder of its summary and figures")
     args = parser.parse_args(argv)
-    params = load_params()
-    # Every download is read and checked (names, dtypes, shapes, labels) before anything is drawn, and the
+    language = load_params().report.language
+    # The download is read and checked (names, dtypes, shapes, labels) before anything is drawn, and the
     # folder is replaced as a whole at the end: a failure leaves the previous figures, not half of them.
-    raw = {dataset: read_npz(args.raw / raw_file(dataset), dataset) for dataset in params.datasets}
+    arrays = read_npz(args.raw, args.dataset)
     with replaced_folder(args.out) as staging:
-        for dataset, arrays in raw.items():
-            found = describe(dataset, arrays)
-            write_figures(staging / dataset, found, arrays, params.report.language)
-            before, after = found["shapes"]["before"]["x_train"], found["shapes"]["after"]["x_train"]
-            print(f"{dataset}: x_train {tuple(before)} -> {tuple(after)}", file=sys.stderr)
-    print(f"wrote {args.out}", file=sys.stderr)
+        found = describe(args.dataset, arrays)
+        write_figures(staging, found, arrays, language)
+    before, after = found["shapes"]["before"]["x_train"], found["shapes"]["after"]["x_train"]
+    print(f"{args.dataset}: x_train {tuple(before)} -> {tuple(after)}; wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,28 @@
 """Stage `prepare@<inputs>`: flatten a dataset, optionally divide by 255, one-hot the training labels.
 
-    python -m stages.prepare --inputs mnist_scaled --raw data/raw/mnist.npz --out data/prepared/mnist_scaled
+    python -m stages.prepare --inputs mnist_scaled --raw data/raw/mnist.npz --out data/prepared/mnist_scaled \
+        --digest data/digests/mnist_scaled.json
 
 Writes x_train.npy (n, d) float32, y_train.npy (n, 10) float32 one-hot,
 x_test.npy (m, d) float32 and y_test.npy (m,) uint8 class indices: plain .npy
-files, so the training stage can memory-map them instead of loading copies.
+files, so the training stage can memory-map them instead of loading copies. And their sha256, a small file kept
+in Git, from which the fingerprint stage fingerprints the exercises without reading (or fetching) the arrays.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from denselab.arrays import flatten, one_hot, write_prepared
+from denselab.arrays import array_hashes, flatten, one_hot, write_prepared
 from denselab.cli import StageError, stage_main
 from denselab.config import InputVariant, load_params
 from denselab.datasets import check_arrays
+from denselab.files import write_text
 
 
 def prepare(arrays: dict[str, np.ndarray], variant: InputVariant) -> dict[str, np.ndarray]:
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inputs", required=True, help="a key of `inputs` in params.yaml")
     parser.add_argument("--raw", type=Path, required=True, help="the downloaded arrays (download)")
     parser.add_argument("--out", type=Path, required=True, help="the folder of the prepared arrays")
+    parser.add_argument("--digest", type=Path, required=True, help="their sha256 (.json)")
     args = parser.parse_args(argv)
     params = load_params()
     if args.inputs not in params.inputs:
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         arrays = {k: npz[k] for k in npz.files}
     prepared = prepare(arrays, params.inputs[args.inputs])
     write_prepared(args.out, prepared)
+    write_text(args.digest, json.dumps(array_hashes(args.out), indent=1) + "\n")
     shapes = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in prepared.items())
     print(f"{args.inputs}: wrote {args.out}: {shapes}", file=sys.stderr)
 

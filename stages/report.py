@@ -72,6 +72,7 @@ from denselab.observations import (
     units_comparison,
     untested_evidence,
 )
+from denselab.remote import pull_missing
 from denselab.statistics import comparison_key, lab_position
 
 FOLDERS = ("metrics", "evaluation", "summary", "history")  # what train, evaluate and explain write, a file per exercise
@@ -348,6 +349,8 @@ def load_results(params: Params, folders: Mapping[str, Path]) -> list[ExerciseFi
         paths = {kind: folders[kind] / exercise_file(kind, name) for kind in FOLDERS}
         figures = folders["figures"] / name
         wanted = [*paths.values(), *(figures / EXERCISE_FIGURES[k] for k in EXERCISE_REQUIRED)]
+        # A student's clone lacks the training summaries (they travel with the models): fetched, if missing.
+        pull_missing(wanted, f"{name}'s results")
         missing = [str(p) for p in wanted if not p.is_file()]
         if missing:
             raise StageError(f"{name}: missing {', '.join(missing)}; run `dvc repro` to train, evaluate and explain it")

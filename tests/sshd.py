@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -21,7 +22,7 @@ SFTP_SERVER = next(
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class SshServer:
     """Where the server listens, who logs in, and the keys and known_hosts a client needs."""
 
@@ -30,11 +31,58 @@ class SshServer:
     home: Path  # the folder the server's files live in
     keys: dict[str, Path]  # "teacher" (read and write), "student" (read-only SFTP)
     known_hosts: Path
-    process: subprocess.Popen
+    process: subprocess.Popen | None = None
 
     def url(self, path: Path) -> str:
         """An ssh:// URL of an absolute path on the server, as `dvc remote add` takes it."""
         return f"ssh://{self.user}@127.0.0.1:{self.port}{path.as_posix()}"
+
+    def start(self) -> None:
+        """Start sshd with the folder's config and wait until it accepts connections."""
+        with open(self.home / "sshd.log", "a") as log:
+            self.process = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.home / "sshd_config")], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sshd stopped: {(self.home / 'sshd.log').read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server as a crash would: the listener and every open session, at once (SIGKILL)."""
+        if self.process is None:
+            return
+        for pid in [*_descendants(self.process.pid), self.process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+        self.process = None
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (sshd's per-connection processes and their SFTP servers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def free_port() -> int:
@@ -70,31 +118,13 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
     )
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation folder
-    log = open(folder / "sshd.log", "w")  # noqa: SIM115 (closed below, after the server stops)
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     known_hosts = folder / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host.rsplit(' ', 1)[0]}\n")
+    server = SshServer(
+        port, getpass.getuser(), folder, {"teacher": folder / "teacher", "student": folder / "student"}, known_hosts
+    )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"sshd stopped: {(folder / 'sshd.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield SshServer(
-            port,
-            getpass.getuser(),
-            folder,
-            {"teacher": folder / "teacher", "student": folder / "student"},
-            known_hosts,
-            process,
-        )
+        server.start()
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        server.stop()

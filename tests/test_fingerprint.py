@@ -4,6 +4,7 @@ study's) train with, checked before they train."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ import pytest
 import yaml
 
 from denselab import study as S
+from denselab.arrays import array_hashes
 from denselab.cli import StageError
 from denselab.config import TRAINING_KEYS, load_params
-from denselab.layout import PREPARED, fingerprint_file
+from denselab.layout import PREPARED, digest_file, fingerprint_file
 from stages import fingerprint as F
 from tests.conftest import ROOT
 
@@ -28,9 +30,17 @@ def prepared(tmp_path):
     return folder
 
 
+def _digest(folder: Path, digests: Path) -> Path:
+    """What prepare writes beside the arrays of `folder`: their sha256."""
+    digests.mkdir(exist_ok=True)
+    path = digests / digest_file(folder.name)
+    path.write_text(json.dumps(array_hashes(folder)))
+    return path
+
+
 def test_fingerprint_holds_settings_and_array_hashes(prepared):
     spec = load_params(ROOT / "params.yaml").exercises["ex3"]
-    found = S.fingerprint("ex3", spec, prepared)
+    found = S.fingerprint("ex3", spec, prepared, array_hashes(prepared))
     assert found["settings"] == spec.training_settings() and set(found["settings"]) == set(TRAINING_KEYS)
     assert found["folder"] == prepared.as_posix() and found["inputs"] == "mnist_scaled"
     assert found["arrays"]["x_train.npy"] == hashlib.sha256((prepared / "x_train.npy").read_bytes()).hexdigest()
@@ -41,7 +51,7 @@ def test_fingerprint_holds_settings_and_array_hashes(prepared):
 
 def test_check_names_changed_arrays(prepared):
     spec = load_params(ROOT / "params.yaml").exercises["ex3"]
-    found = S.fingerprint("ex3", spec, prepared)
+    found = S.fingerprint("ex3", spec, prepared, array_hashes(prepared))
     np.save(prepared / "y_test.npy", np.zeros(3))
     with pytest.raises(StageError, match=r"^y_test.npy changed since ex3 was fingerprinted; run `dvc repro`"):
         S.check(found)
@@ -50,18 +60,24 @@ def test_check_names_changed_arrays(prepared):
         S.check(found)
 
 
-def test_fingerprints_cover_every_exercise_and_hash_each_folder_once(prepared, monkeypatch):
+def test_fingerprints_cover_every_exercise_from_the_digests_without_reading_an_array(prepared, tmp_path):
     exercises = load_params(ROOT / "params.yaml").exercises
-    read = []
-    monkeypatch.setattr(F, "array_hashes", lambda folder: read.append(folder) or {"x_train.npy": folder.name})
-    found = F.fingerprint({name: exercises[name] for name in ("ex3", "ex1", "ex2")}, prepared.parent)
+    digests = tmp_path / "digests"
+    _digest(prepared, digests)
+    # The raw variant's arrays are not here at all (a student's clone): its digest is all the stage reads.
+    raw = {name: f"{name}-sha" for name in PREPARED.values()}
+    (digests / digest_file("mnist_raw")).write_text(json.dumps(raw))
+    found = F.fingerprint({name: exercises[name] for name in ("ex3", "ex1", "ex2")}, prepared.parent, digests)
     assert list(found) == ["ex3", "ex1", "ex2"]
-    # ex1 and ex2 share the raw arrays, ex3 trains on the scaled ones: two folders read, not three.
-    assert read == [prepared.parent / "mnist_scaled", prepared.parent / "mnist_raw"]
-    assert found["ex2"]["arrays"] == {"x_train.npy": "mnist_raw"} and found["ex2"]["folder"].endswith(
-        "prepared/mnist_raw"
-    )
+    assert found["ex2"]["arrays"] == found["ex1"]["arrays"] == raw
+    assert found["ex2"]["folder"].endswith("prepared/mnist_raw") and found["ex3"]["arrays"] == array_hashes(prepared)
     assert found["ex1"]["settings"] != found["ex2"]["settings"]
+    (digests / digest_file("mnist_raw")).write_text(json.dumps({"x_train.npy": "sha"}))
+    with pytest.raises(StageError, match=r"mnist_raw.json: not a digest of the prepared arrays; run `dvc repro`"):
+        F.fingerprint({"ex1": exercises["ex1"]}, prepared.parent, digests)
+    (digests / digest_file("mnist_raw")).unlink()
+    with pytest.raises(StageError, match=r"mnist_raw.json: cannot read the arrays' digest"):
+        F.fingerprint({"ex1": exercises["ex1"]}, prepared.parent, digests)
 
 
 def test_main_writes_one_file_per_exercise_and_nothing_else(prepared, tmp_path, monkeypatch):
@@ -73,7 +89,8 @@ def test_main_writes_one_file_per_exercise_and_nothing_else(prepared, tmp_path, 
     out = tmp_path / "fingerprints"
     out.mkdir()
     (out / "ex1.json").write_text("{}")  # from a params.yaml that had ex1: gone once ex1 is no longer there
-    F.main(["--prepared", "prepared", "--out", "fingerprints"])
+    _digest(prepared, tmp_path / "digests")
+    F.main(["--prepared", "prepared", "--digests", "digests", "--out", "fingerprints"])
     assert [p.name for p in out.iterdir()] == [fingerprint_file("ex3")]
     again, folder = S.read_fingerprint(out / "ex3.json", "ex3")
     assert folder == Path("prepared/mnist_scaled") and again.training_settings()["epochs"] == 20
@@ -87,7 +104,9 @@ def test_dvc_yaml_has_the_training_stages_read_the_fingerprint_not_params():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     train, fingerprint, replicate = stages["train"]["do"], stages["fingerprint"], stages["replicate"]
     assert fingerprint["params"] == ["exercises"]  # its files hold only what a run trains with
-    assert fingerprint["outs"] == ["${paths.fingerprints}"] and "${paths.prepared}" in fingerprint["deps"]
+    # The digests, not the arrays: a clone without arrays fingerprints without fetching them.
+    assert fingerprint["outs"] == ["${paths.fingerprints}"] and "${paths.digests}" in fingerprint["deps"]
+    assert not any(dep.startswith("${paths.prepared}") for dep in fingerprint["deps"])
     for stage, exercise in ((train, "${key}"), (replicate, "${item.exercise}")):
         own = "${paths.fingerprints}/" + fingerprint_file(exercise)
         module = stage["cmd"].split()[2].split(".")[1]

@@ -63,7 +63,8 @@ ALL_STAGES = {
     "prepare@mnist_scaled",
     "prepare@cifar10_scaled",
     *(f"{kind}@{ex}" for kind in ("train", "evaluate", "explain") for ex in EXERCISES),
-    "describe",
+    "describe@mnist",
+    "describe@cifar10",
     "fingerprint",
     *(f"replicate@{ex}-{seed}" for ex in STUDY["exercises"] for seed in STUDY["seeds"]),
     "aggregate",
@@ -723,14 +724,47 @@ def _cache_checksums(folder: Path) -> dict[str, str]:
     }
 
 
+def _objects(project: Path, stages: set[str], under: str = "") -> set[str]:
+    """The md5 of every cache object the cached outputs of `stages` under the folder `under` are made of (a
+    folder's manifest and its files), as the project's dvc.lock and cache hold them; `stages` names stages or,
+    for a foreach or matrix, groups. Outputs kept in Git are not fetched from a remote: they are left out."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    listed = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True)
+    in_git = set(listed.stdout.split())
+    found = set()
+    for name, stage in lock.items():
+        if name in stages or name.split("@")[0] in stages:
+            for out in stage.get("outs", []):
+                if out["path"] in in_git or not out["path"].startswith(under):
+                    continue
+                found.add(out["md5"])
+                if out["md5"].endswith(".dir"):
+                    manifest = project / ".dvc/cache/files/md5" / out["md5"][:2] / out["md5"][2:]
+                    found |= {entry["md5"] for entry in json.loads(manifest.read_text())}
+    return found
+
+
+def _cached(project: Path) -> set[str]:
+    """The md5 of every object in the project's DVC cache (not its run-cache)."""
+    folder = project / ".dvc/cache/files/md5"
+    return {p.parent.name + p.name for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+# What a student fetches to read the report and rerun an edited exercise: the report and everything it is made of
+# (README, "A class on one lab server"); the arrays an edited exercise trains on come with its rerun.
+STUDENT_PULL = ("report", "explain", "describe", "aggregate", "judge", "replicate")
+
+
 @SHARING
 @pytest.mark.skipif(
     not Path(SSHD).is_file() and not os.environ.get("DENSELAB_REQUIRE_SSHD"),
     reason="Debian's openssh-server is not installed (.ci/run installs it)",
 )
-def test_a_class_remote_over_ssh_the_teacher_writes_and_students_only_read(small, tmp_path):
-    """A real sshd on loopback holds the class's cache: the teacher pushes what the pipeline built, a student's
-    clone pulls it with a read-only key and trains nothing, and the student's push is refused, the cache intact."""
+def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_write(small, tmp_path):
+    """A real sshd on loopback holds the class's cache. The teacher pushes what the pipeline built; a student's
+    clone, with a read-only key, fetches the report and what it is made of, nothing else; an edit of a studied
+    exercise trains only that exercise and fetches only the arrays it trains on; the student's push is refused,
+    the cache intact."""
     with ssh_server(tmp_path / "server") as server:
         storage = server.home / "class-cache"
         home = tmp_path / "home"  # the users' ~/.ssh: the server's host key, as a teacher hands it out
@@ -761,16 +795,32 @@ def test_a_class_remote_over_ssh_the_teacher_writes_and_students_only_read(small
         clone = tmp_path / "student"
         small.run("git", "clone", "-q", str(small.path), str(clone), cwd=tmp_path)
         dvc("remote", "modify", "--local", "class", "keyfile", str(server.keys["student"]), cwd=clone)
-        dvc("pull", cwd=clone)
-        out = dvc("repro", cwd=clone)
-        assert "Running stage" not in out.stdout + out.stderr, out.stdout
+        dvc("pull", *STUDENT_PULL, cwd=clone)
         assert (clone / "reports/index.html").read_bytes() == small.read("reports/index.html")
+        # Exactly the report and what it is made of came over: no array, no model, no download.
+        assert _cached(clone) == _objects(small.path, set(STUDENT_PULL))
+        out = dvc("repro", "--pull", "--allow-missing", cwd=clone)
+        assert "Running stage" not in out.stdout + out.stderr, out.stdout
 
-        # The student makes something new (the page in Vietnamese) and tries to push: the server refuses every write.
+        # The student edits a studied exercise: only its runs train, and only the arrays they read come over.
         params = yaml.safe_load((clone / "params.yaml").read_text())
-        params["report"]["language"] = "vi"
+        params["exercises"]["ex1"]["learning_rate"] = 0.02
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-        dvc("repro", cwd=clone)
+        out = dvc("repro", "--pull", "--allow-missing", cwd=clone)
+        ran = set(re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr))
+        assert ran == {
+            *("validate", "fingerprint", "train@ex1", "evaluate@ex1", "explain@ex1", "replicate@ex1-1"),
+            *("aggregate", "judge", "report"),
+        }, out.stdout
+        heavy = _objects(small.path, {"download", "prepare", "train", "evaluate"})
+        arrays = _objects(small.path, {"prepare@mnist_raw"})
+        assert _cached(clone) & heavy == arrays, "fetched more than ex1's arrays"
+        assert "ex1's arrays: fetching data/prepared/mnist_raw/x_train.npy" in out.stdout + out.stderr
+        assert json.loads((clone / "reports/metrics/ex1.json").read_text()) != json.loads(
+            small.read("reports/metrics/ex1.json")
+        )
+
+        # The student's new results cannot go to the class's storage: the server refuses every write.
         refused = dvc("push", cwd=clone, check=False)
         assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr
         assert _cache_checksums(storage) == before

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from denselab.arrays import write_prepared
+from denselab.arrays import array_hashes, write_prepared
 from denselab.config import InputVariant, load_params
 from stages.prepare import prepare
 from tests.conftest import ROOT
@@ -50,7 +50,7 @@ def test_a_run_is_the_labs_training_and_evaluation_with_another_seed(tiny):
 def test_main_trains_from_the_fingerprint(tiny, tmp_path):
     _, spec, folder = tiny
     print_ = tmp_path / "ex3.json"
-    print_.write_text(json.dumps(fingerprint("ex3", spec, folder)))
+    print_.write_text(json.dumps(fingerprint("ex3", spec, folder, array_hashes(folder))))
     out = tmp_path / "runs" / "ex3" / "seed-5.json"
 
     def run(exercise: str) -> subprocess.CompletedProcess:

@@ -102,14 +102,16 @@ def test_bfloat16_model_saves_loads_in_plain_keras_and_predicts_as_evaluated(tin
 def _stage_folder(tmp_path, n_train: int = 200, **settings) -> list[str]:
     """Prepared arrays and ex3's fingerprint (its settings changed by `settings`) in tmp_path; the train stage's
     arguments for ex3."""
-    from denselab.arrays import write_prepared
+    from denselab.arrays import array_hashes, write_prepared
     from denselab.study import fingerprint
 
     write_prepared(
         tmp_path / "prepared", prepare(mnist_arrays(n_train=n_train), InputVariant("mnist", divide_by_255=True))
     )
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], **settings)
-    (tmp_path / "ex3.fingerprint.json").write_text(json.dumps(fingerprint("ex3", spec, tmp_path / "prepared")))
+    (tmp_path / "ex3.fingerprint.json").write_text(
+        json.dumps(fingerprint("ex3", spec, tmp_path / "prepared", array_hashes(tmp_path / "prepared")))
+    )
     return [
         "--exercise",
         "ex3",

@@ -1,0 +1,74 @@
+"""DVC-tracked files a stage reads but the workspace lacks, fetched from the project's DVC remote.
+
+A student's clone of a class repository has the report and what it is made of, not the arrays (README, "A class
+on one lab server"). `dvc repro --pull --allow-missing` fetches what a stage lists as dependencies when it is
+missing as a whole, never the missing files of a folder it depends on, and a folder that holds DVC's .gitignore
+is never missing. So the stages that find their inputs through params.yaml fetch those they lack here, and only
+those: the training stages their arrays (named by their exercise's fingerprint: DVC's matrix cannot name them),
+the fingerprint stage the arrays' digests, the report the training summaries (which travel with the models).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from denselab.cli import StageError
+
+
+def dvc_root(start: Path) -> Path | None:
+    """The DVC project `start` is in (the nearest folder with a .dvc folder), or None."""
+    for folder in [start.resolve(), *start.resolve().parents]:
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def remote_name(root: Path) -> str:
+    """The default DVC remote of the project at `root`, as a user would recognise it: its name and URL."""
+
+    def dvc(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, check=False
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    name = dvc("remote", "default")
+    if not name:
+        return "the DVC remote (none is set: `dvc remote add -d NAME URL`)"
+    url = dvc("config", f"remote.{name}.url")
+    return f"the DVC remote {name!r} ({url})" if url else f"the DVC remote {name!r}"
+
+
+def first_error(output: str) -> str:
+    """DVC's own error line from its output, without the "ERROR: " prefix; else the last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("ERROR:"):
+            return line.removeprefix("ERROR:").strip().removeprefix("unexpected error - ")
+    return lines[-1] if lines else "no output"
+
+
+def pull_missing(paths: list[Path], what: str) -> None:
+    """Fetch those of `paths` (DVC-tracked files) that are missing here from the project's DVC remote; `what`
+    names them for the user. Nothing happens when none is missing, or when they are in no DVC project (there
+    is nothing to fetch them from: the caller's own check then says what is missing). A failed fetch stops the
+    stage with one line that names the remote."""
+    missing = [p for p in paths if not p.exists()]
+    root = dvc_root(missing[0].parent) if missing else None
+    if root is None:
+        return
+    names = ", ".join(p.as_posix() for p in missing)
+    print(f"{what}: fetching {names} from the DVC remote", file=sys.stderr, flush=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", "pull", *(p.as_posix() for p in missing)],
+        cwd=Path.cwd(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise StageError(
+            f"{what}: cannot fetch {names} from {remote_name(root)}: {first_error(out.stderr + out.stdout)}"
+        )
