@@ -79,6 +79,13 @@ exercise, folder, seed, epochs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]
 spec = load_params(sys.argv[5]).exercises[exercise]
 xla = {"on": True, "off": False}.get(sys.argv[6], spec.xla)
 spec = dataclasses.replace(spec, epochs=epochs or spec.epochs, xla=xla)
+change = sys.argv[7]
+if change == "keras-adam":  # Keras' own Adam instead of the fused kernel (the fallback DenseLab has for it)
+    import denselab.models as models
+    models.use_fast_adam = lambda model, spec: models.compile_model(model, spec, fused=False)
+elif change == "no-determinism":  # TensorFlow's ops as the lab's code leaves them
+    import tensorflow as tf
+    tf.config.experimental.enable_op_determinism = lambda: None
 x_train, y_train = read_training(folder)
 x_test, y_test = read_test(folder)
 load_tensorflow()
@@ -91,23 +98,25 @@ print(json.dumps({"accuracy": record["test_accuracy"]}))
 # The sides a run can take: the lab's code as written, DenseLab as params.yaml sets it, and one-change variants
 # (a row of the experiment each). A side's name is what the results file records.
 SIDES = {
-    "lab": ("lab", ""),
-    "denselab": ("denselab", "params"),
-    "denselab+xla": ("denselab", "on"),
-    "denselab-xla": ("denselab", "off"),
+    "lab": ("lab", "", ""),
+    "denselab": ("denselab", "params", ""),
+    "denselab+xla": ("denselab", "on", ""),
+    "denselab-xla": ("denselab", "off", ""),
+    "denselab+keras-adam": ("denselab", "params", "keras-adam"),
+    "denselab-determinism": ("denselab", "params", "no-determinism"),
 }
 
 
 def one_run(side: str, exercise: str, seed: int, epochs: int | None, raw: Path, folder: Path) -> float:
     """One run's test accuracy (a fraction), from a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    who, xla = SIDES[side]
+    who, xla, change = SIDES[side]
     if who == "lab":
         cmd = [sys.executable, str(ROOT / "benchmarks/lab_script.py"), exercise, str(raw), "--seed", str(seed)]
         cmd += ["--epochs", str(epochs)] if epochs else []
     else:
         cmd = [sys.executable, "-c", DENSELAB_RUN, exercise, str(folder), str(seed), str(epochs or 0)]
-        cmd += [str(ROOT / "params.yaml"), xla]
+        cmd += [str(ROOT / "params.yaml"), xla, change or "none"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{side} run of {exercise}, seed {seed} failed:\n{out.stderr[-3000:]}")
