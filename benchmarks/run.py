@@ -28,6 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from denselab.arrays import array_hashes
 from denselab.config import IDX_FILES, load_params
 from denselab.datasets import mnist_from_idx
 from denselab.study import fingerprint
@@ -96,7 +97,8 @@ def bench_exercise(
     spec = loaded.exercises[exercise]
     dataset = loaded.inputs[spec.inputs].dataset
     print_ = work / "fingerprint.json"  # what the fingerprint stage writes for the exercise
-    print_.write_text(json.dumps(fingerprint(exercise, spec, work / "prepared" / spec.inputs)))
+    folder = work / "prepared" / spec.inputs
+    print_.write_text(json.dumps(fingerprint(exercise, spec, folder, array_hashes(folder))))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     rows = {"lab": [], "denselab": []}
     for i in range(pairs):
