@@ -25,19 +25,22 @@ def dvc_root(start: Path) -> Path | None:
     return None
 
 
+def _dvc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run DVC (the one installed beside this Python) and keep what it printed."""
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
 def remote_name(root: Path) -> str:
     """The default DVC remote of the project at `root`, as a user would recognise it: its name and URL."""
 
-    def dvc(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, check=False
-        )
+    def answer(*args: str) -> str:
+        out = _dvc(*args, cwd=root)
         return out.stdout.strip() if out.returncode == 0 else ""
 
-    name = dvc("remote", "default")
+    name = answer("remote", "default")
     if not name:
         return "the DVC remote (none is set: `dvc remote add -d NAME URL`)"
-    url = dvc("config", f"remote.{name}.url")
+    url = answer("config", f"remote.{name}.url")
     return f"the DVC remote {name!r} ({url})" if url else f"the DVC remote {name!r}"
 
 
@@ -61,13 +64,7 @@ def pull_missing(paths: list[Path], what: str) -> None:
         return
     names = ", ".join(p.as_posix() for p in missing)
     print(f"{what}: fetching {names} from the DVC remote", file=sys.stderr, flush=True)
-    out = subprocess.run(
-        [sys.executable, "-m", "dvc", "pull", *(p.as_posix() for p in missing)],
-        cwd=Path.cwd(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = _dvc("pull", *(p.as_posix() for p in missing))
     if out.returncode != 0:
         raise StageError(
             f"{what}: cannot fetch {names} from {remote_name(root)}: {first_error(out.stderr + out.stdout)}"

@@ -46,7 +46,7 @@ def fingerprint(exercise: str, spec: Exercise, folder: Path, arrays: dict[str, s
 
 def check(print_: dict[str, Any]) -> tuple[Exercise, Path]:
     """The exercise and the folder a fingerprint names, once its arrays still match it. Arrays missing here
-    are fetched from the DVC remote first (`remote.pull`)."""
+    are fetched from the DVC remote first (`remote.pull_missing`)."""
     folder = Path(print_["folder"])
     remote.pull_missing([folder / name for name in print_["arrays"]], f"{print_['exercise']}'s arrays")
     now = array_hashes(folder)

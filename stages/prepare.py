@@ -5,8 +5,8 @@
 
 Writes x_train.npy (n, d) float32, y_train.npy (n, 10) float32 one-hot,
 x_test.npy (m, d) float32 and y_test.npy (m,) uint8 class indices: plain .npy
-files, so the training stage can memory-map them instead of loading copies. And their sha256, a small file kept
-in Git, from which the fingerprint stage fingerprints the exercises without reading (or fetching) the arrays.
+files, so the training stage can memory-map them instead of loading copies. And their sha256, a small file from
+which the fingerprint stage fingerprints the exercises without reading (or fetching) the arrays.
 """
 
 from __future__ import annotations

@@ -344,14 +344,16 @@ def figures_of(folder: Path, names: dict[str, str]) -> dict[str, str]:
 
 def load_results(params: Params, folders: Mapping[str, Path]) -> list[ExerciseFiles]:
     """Read what train, evaluate and explain wrote (folders: metrics, evaluation, summary, history, figures)."""
-    results = []
+    wanted = {}
     for name in params.exercises:
         paths = {kind: folders[kind] / exercise_file(kind, name) for kind in FOLDERS}
         figures = folders["figures"] / name
-        wanted = [*paths.values(), *(figures / EXERCISE_FIGURES[k] for k in EXERCISE_REQUIRED)]
-        # A student's clone lacks the training summaries (they travel with the models): fetched, if missing.
-        pull_missing(wanted, f"{name}'s results")
-        missing = [str(p) for p in wanted if not p.is_file()]
+        wanted[name] = (paths, figures, [*paths.values(), *(figures / EXERCISE_FIGURES[k] for k in EXERCISE_REQUIRED)])
+    # A student's clone lacks the training summaries (they travel with the models): fetched, if missing, at once.
+    pull_missing([path for *_, files in wanted.values() for path in files], "the exercises' results")
+    results = []
+    for name, (paths, figures, files) in wanted.items():
+        missing = [str(p) for p in files if not p.is_file()]
         if missing:
             raise StageError(f"{name}: missing {', '.join(missing)}; run `dvc repro` to train, evaluate and explain it")
         results.append(
