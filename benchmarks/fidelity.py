@@ -4,7 +4,7 @@
     python benchmarks/fidelity.py --exercise ex3 --seeds 1-10 --margin 0.002 --epochs 3    # a quick look
 
 For each seed, in alternating order, one run of the lab's code as written (`benchmarks/lab_script.py`: Keras'
-`model.fit` on the arrays, Keras' global seed set first) and one of DenseLab's training (the function the
+`model.fit` on the arrays, no seed set, as in the lab) and one of DenseLab's training (the function the
 `replicate` stage runs, on the arrays `prepare` makes), both on real MNIST (`../shared/datasets/mnist`) at the
 lab's settings. Then, on the test accuracies: both distributions, the difference of means (DenseLab - lab) with
 its 95% interval and Welch's p, an equivalence test against +-margin (two one-sided Welch tests, statsmodels'
@@ -86,6 +86,10 @@ if change == "keras-adam":  # Keras' own Adam instead of the fused kernel (the f
 elif change == "no-determinism":  # TensorFlow's ops as the lab's code leaves them
     import tensorflow as tf
     tf.config.experimental.enable_op_determinism = lambda: None
+elif change == "fixed-order":  # every epoch visits the rows in epoch 0's order, as Keras' seeded fit does
+    import denselab.loop as loop
+    first_order = loop.epoch_order
+    loop.epoch_order = lambda n, batch_size, seed, epoch: first_order(n, batch_size, seed, 0)
 x_train, y_train = read_training(folder)
 x_test, y_test = read_test(folder)
 load_tensorflow()
@@ -97,13 +101,19 @@ print(json.dumps({"accuracy": record["test_accuracy"]}))
 
 # The sides a run can take: the lab's code as written, DenseLab as params.yaml sets it, and one-change variants
 # (a row of the experiment each). A side's name is what the results file records.
+# The lab's code sets no seed, so each of its runs is a fresh draw and its "seed" only numbers the run. With
+# Keras' global seed set (`lab+seed`), Keras 3's `fit` on arrays visits the rows in the same order every epoch:
+# its shuffle runs inside tf.data, which restarts the seeded op's random stream with each epoch's iterator
+# (tensorflow/tensorflow#35682). Unseeded, it reshuffles every epoch, as DenseLab does (`feed.epoch_order`).
 SIDES = {
     "lab": ("lab", "", ""),
+    "lab+seed": ("lab", "", "seed"),
     "denselab": ("denselab", "params", ""),
     "denselab+xla": ("denselab", "on", ""),
     "denselab-xla": ("denselab", "off", ""),
     "denselab+keras-adam": ("denselab", "params", "keras-adam"),
     "denselab-determinism": ("denselab", "params", "no-determinism"),
+    "denselab+fixed-order": ("denselab", "params", "fixed-order"),
 }
 
 
@@ -112,7 +122,8 @@ def one_run(side: str, exercise: str, seed: int, epochs: int | None, raw: Path, 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     who, xla, change = SIDES[side]
     if who == "lab":
-        cmd = [sys.executable, str(ROOT / "benchmarks/lab_script.py"), exercise, str(raw), "--seed", str(seed)]
+        cmd = [sys.executable, str(ROOT / "benchmarks/lab_script.py"), exercise, str(raw)]
+        cmd += ["--seed", str(seed)] if change == "seed" else []
         cmd += ["--epochs", str(epochs)] if epochs else []
     else:
         cmd = [sys.executable, "-c", DENSELAB_RUN, exercise, str(folder), str(seed), str(epochs or 0)]

@@ -9,7 +9,8 @@ read from an npz with Keras' keys. A callback records each epoch's wall time.
     python benchmarks/lab_script.py ex2 data/raw/mnist.npz --seed 7        # the lab's 20 epochs, seeded
 
 `--seed` sets Keras' global seed first (`keras.utils.set_random_seed`), as a student who wants a repeatable run
-would; nothing else of the lab's code changes.
+would; nothing else of the lab's code changes. That is not neutral: with it, Keras 3's `fit` visits the rows in the
+same order every epoch (see benchmarks/fidelity.py, `lab+seed`); without it, as in the lab, it reshuffles.
 """
 
 from __future__ import annotations
