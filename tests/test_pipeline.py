@@ -792,9 +792,19 @@ def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_w
         before = _cache_checksums(storage)
         assert len(before) > 20
 
+        def access(cwd: Path) -> str:  # the README's one-line check of what this clone may do on the remote
+            out = subprocess.run(
+                [sys.executable, "-m", "denselab.access"], cwd=cwd, env=env, capture_output=True, text=True, check=False
+            )
+            assert out.returncode == 0 and len(out.stdout.splitlines()) == 1, out.stdout + out.stderr
+            return out.stdout.removeprefix(f"the DVC remote 'class' ({server.url(storage)}): ")
+
+        assert access(small.path).startswith("may read and write")
+
         clone = tmp_path / "student"
         small.run("git", "clone", "-q", str(small.path), str(clone), cwd=tmp_path)
         dvc("remote", "modify", "--local", "class", "keyfile", str(server.keys["student"]), cwd=clone)
+        assert access(clone).startswith("may read, may not write")
         dvc("pull", *STUDENT_PULL, cwd=clone)
         assert (clone / "reports/index.html").read_bytes() == small.read("reports/index.html")
         # Exactly the report and what it is made of came over: no array, no model, no download.
