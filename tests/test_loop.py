@@ -156,8 +156,8 @@ def test_too_few_rows_to_train_on_is_an_error(data):
 
 def test_the_training_step_compiles_as_the_fidelity_benchmark_tested_it(data):
     """The fidelity benchmark (benchmarks/fidelity.py, README "Fidelity") showed DenseLab's runs equivalent to the
-    lab's with this step: a graph without XLA (the lab's `fit` compiles with XLA; see the README for why DenseLab
-    does not), after op determinism is on. A change here needs the benchmark run again."""
+    lab's with this step: a graph without XLA (as the lab's `fit` runs on a CPU; on a GPU it compiles with XLA, which
+    `xla: true` selects), after op determinism is on. A change here needs the benchmark run again."""
     import tensorflow as tf
 
     x, y = data
@@ -180,7 +180,7 @@ def test_the_training_step_compiles_as_the_fidelity_benchmark_tested_it(data):
 
 
 def test_xla_compiles_each_step_and_trains_reproducibly(data):
-    """`xla: true` (the lab's `fit` compiles its step with XLA): each step is marked for XLA, and two runs of one
+    """`xla: true` (the lab's `fit` compiles its step with XLA on a GPU): each step is marked for XLA, and two runs of one
     seed give identical numbers, as without it."""
     x, y = data
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], batch_size=32, epochs=2, xla=True)
