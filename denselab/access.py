@@ -12,11 +12,12 @@ removes one empty probe file. No stage imports this module: it is a command for 
 from __future__ import annotations
 
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 
-from denselab.remote import dvc_root, first_error, remote_name
+# remote's one way of running DVC, used as it is: renaming it public would edit remote.py, which every training
+# stage runs, and so rerun them all.
+from denselab.remote import _dvc, dvc_root, first_error, remote_name
 
 # The probe's name says what it is, should anyone see it on the server.
 PROBE_PREFIX = ".denselab-write-check-"
@@ -106,16 +107,10 @@ def check_with_dvc_fs(fs, path: str) -> tuple[bool, str]:
 def check_with_dvc_cli(root: Path) -> tuple[bool, str]:
     """The same question through DVC's command line alone (`dvc ls-url remote://NAME/`, with the project's remote
     configuration): whether the remote can be read. It cannot tell whether a push would be refused."""
-
-    def dvc(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, check=False
-        )
-
-    name = dvc("remote", "default").stdout.strip()
+    name = _dvc("remote", "default", cwd=root).stdout.strip()
     if not name:
         return False, "no default remote"
-    out = dvc("ls-url", f"remote://{name}/")
+    out = _dvc("ls-url", f"remote://{name}/", cwd=root)
     if out.returncode == 0:
         return True, "can be read (write access not checked)"
     return False, _cannot_read_text(first_error(out.stderr + out.stdout))
