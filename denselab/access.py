@@ -17,6 +17,7 @@ from pathlib import Path
 
 # remote's one way of running DVC, used as it is: renaming it public would edit remote.py, which every training
 # stage runs, and so rerun them all.
+from denselab.cli import argument_parser
 from denselab.remote import _dvc, dvc_root, first_error, remote_name
 
 # The probe's name says what it is, should anyone see it on the server.
@@ -141,8 +142,11 @@ def check(root: Path) -> tuple[bool, str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m denselab.access [PROJECT]`; exit code 1 when the remote cannot be read."""
-    args = sys.argv[1:] if argv is None else argv
-    start = Path(args[0]) if args else Path.cwd()
+    parser = argument_parser(__spec__, __doc__)
+    parser.add_argument(
+        "project", nargs="?", type=Path, default=Path.cwd(), help="a folder of the project (default: here)"
+    )
+    start = parser.parse_args(argv).project
     root = dvc_root(start)
     if root is None:
         print(f"error: {start} is not in a DVC project", file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from denselab.cli import StageError
-from denselab.config import NUM_CLASSES
+from denselab.exercise import NUM_CLASSES
 from denselab.files import atomic_path, sha256_file
 from denselab.layout import PREPARED
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import functools
 import json
 import os
+import re
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
-from denselab.config import ParamsError
+
+class ParamsError(ValueError):
+    """A value in params.yaml or claims.yaml is missing, unknown or out of range (`denselab.config`)."""
 
 
 class StageError(RuntimeError):
@@ -32,6 +39,44 @@ def stage_main(fn: Callable[..., None]) -> Callable[..., None]:
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def argument_parser(spec: ModuleSpec | None, doc: str | None) -> argparse.ArgumentParser:
+    """The command line of an entry point run as `python -m <module>` (`spec`: the module's `__spec__`): its
+    usage names that command, where argparse would name the file (`train.py`), and its description is the first
+    line of the module's docstring."""
+    prog = f"python -m {spec.name}" if spec is not None else None
+    return argparse.ArgumentParser(prog=prog, description=(doc or "").splitlines()[0])
+
+
+# TensorFlow's C++ libraries log through absl before anything initialises it: each of its two shared libraries
+# writes "WARNING: All log messages before absl::InitializeLog() ..." and oneDNN's info line while
+# `import keras` loads them, whatever TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.21, measured: four lines per
+# stage, about 100 in a full build). These two, and only these, are dropped; any other line is passed on.
+TENSORFLOW_IMPORT_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:.]+\s+\d+ port\.cc:\d+\] oneDNN custom operations are on\..*)$"
+)
+
+
+@contextlib.contextmanager
+def _filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
+    """Send what is written to file descriptor 2 (C++ code writes there, not to sys.stderr) to a temporary file,
+    then pass on every line that `noise` does not match."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().decode(errors="replace").splitlines() if not noise.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
 
 
 # Keras imports these, if installed, for its scikit-learn wrappers, image plotting, notebook
@@ -57,7 +102,7 @@ def keras_backend() -> str:
 
 def load_tensorflow() -> None:
     """Import TensorFlow and Keras for a stage: without TensorFlow's C++ info lines (they drown the
-    per-epoch log) and without Keras' optional integrations (`KERAS_OPTIONAL`; `TENSORFLOW_OPTIONAL` too
+    per-epoch log; `TENSORFLOW_IMPORT_NOISE` for those TF_CPP_MIN_LOG_LEVEL no longer reaches) and without Keras' optional integrations (`KERAS_OPTIONAL`; `TENSORFLOW_OPTIONAL` too
     when Keras runs on TensorFlow).
 
     Those packages stay importable afterwards; only the optional helpers that wanted them are off.
@@ -70,7 +115,8 @@ def load_tensorflow() -> None:
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError
     try:
-        import keras  # noqa: F401  (imports TensorFlow)
+        with _filtered_stderr(TENSORFLOW_IMPORT_NOISE):
+            import keras  # noqa: F401  (imports TensorFlow)
     finally:
         for name in blocked:
             del sys.modules[name]

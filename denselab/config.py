@@ -18,20 +18,40 @@ from typing import Any, TypeVar
 
 import yaml
 
+from denselab.cli import ParamsError
+from denselab.exercise import (
+    ACTIVATIONS,
+    LOSSES,
+    NUM_CLASSES,
+    OPTIMIZERS,
+    PRECISIONS,
+    TRAINING_KEYS,
+    Exercise,
+    Layer,
+    parameter_count,
+)
+
+__all__ = [  # re-exported: what training reads lives in denselab.exercise, which never changes with validation
+    "ACTIVATIONS",
+    "LOSSES",
+    "NUM_CLASSES",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "TRAINING_KEYS",
+    "Exercise",
+    "Layer",
+    "ParamsError",
+    "parameter_count",
+]
+
 PARAMS_FILE = Path("params.yaml")
 # Beside params.yaml: the claims and the factorials they are tested on (only judge and report read them).
 CLAIMS_FILE = "claims.yaml"
 CLAIMS_KEYS = ("factorials", "claims")
 
-# What the code knows how to read, build and train; anything else is a typo.
+# What the code knows how to read; anything else is a typo (what it can build and train: denselab.exercise).
 DATASETS = ("mnist", "cifar10")
-NUM_CLASSES = 10
-ACTIVATIONS = ("elu", "gelu", "linear", "relu", "selu", "sigmoid", "softmax", "softplus", "swish", "tanh")
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-LOSSES = ("binary_crossentropy", "categorical_crossentropy")
 LANGUAGES = ("en", "vi")
-# float32: the lab's. mixed_bfloat16: bfloat16 matrix products, float32 weights and optimizer state.
-PRECISIONS = ("float32", "mixed_bfloat16")
 IDX_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -40,10 +60,6 @@ IDX_FILES = (
 )
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class ParamsError(ValueError):
-    """A value in params.yaml is missing, unknown or out of range."""
 
 
 @dataclass(frozen=True)
@@ -61,62 +77,6 @@ class InputVariant:
 
     dataset: str
     divide_by_255: bool
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A dense layer: its width and activation (None: no activation, as the lab's baseline)."""
-
-    units: int
-    activation: str | None
-
-
-@dataclass(frozen=True)
-class Exercise:
-    """Everything that defines one exercise of the lab."""
-
-    description: Mapping[str, str]  # language -> text; a plain string in params.yaml is the English one
-    inputs: str
-    layers: tuple[Layer, ...]
-    optimizer: str
-    learning_rate: float
-    loss: str
-    batch_size: int
-    epochs: int
-    validation_split: float
-    precision: str
-    lab_test_accuracy: float | None
-    control: bool = False  # not one of the lab's exercises: a variation that tests one of its claims
-    xla: bool = False  # compile each training step with XLA, as the lab's `fit` does (Keras' jit_compile="auto")
-
-    def described(self, language: str) -> str:
-        """The description in `language`, else in English, else none."""
-        return self.description.get(language) or self.description.get("en", "")
-
-    def training_settings(self) -> dict[str, Any]:
-        """The settings a run trains with (TRAINING_KEYS), as plain data."""
-        return {key: dataclasses.asdict(self)[key] for key in TRAINING_KEYS}
-
-    @classmethod
-    def from_training_settings(cls, settings: Mapping[str, Any], inputs: str) -> Exercise:
-        """An exercise that trains with `settings` (as `training_settings()` wrote them) on `inputs`."""
-        layers = tuple(Layer(**layer) for layer in settings["layers"])
-        rest = {key: settings[key] for key in TRAINING_KEYS if key != "layers"}
-        return cls(description={}, inputs=inputs, layers=layers, lab_test_accuracy=None, **rest)
-
-
-# What a run of an exercise trains with: what its fingerprint holds, and all the training stages read of it.
-TRAINING_KEYS = (
-    "layers",
-    "optimizer",
-    "learning_rate",
-    "loss",
-    "batch_size",
-    "epochs",
-    "validation_split",
-    "precision",
-    "xla",
-)
 
 
 @dataclass(frozen=True)
@@ -329,15 +289,6 @@ def level_text(value: Any) -> str:
 def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """The aspects in which two exercises' `settings` differ, in `settings` order."""
     return [key for key in a if a[key] != b[key]]
-
-
-def parameter_count(input_dim: int, layers: Sequence[Layer]) -> int:
-    """The weights and biases of a stack of Dense layers on `input_dim` features."""
-    count, width = 0, input_dim
-    for layer in layers:
-        count += width * layer.units + layer.units
-        width = layer.units
-    return count
 
 
 def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list[tuple[str, str, str]]:

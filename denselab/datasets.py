@@ -20,7 +20,8 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 
 from denselab.cli import DataError
-from denselab.config import IDX_FILES, NUM_CLASSES
+from denselab.config import IDX_FILES
+from denselab.exercise import NUM_CLASSES
 from denselab.files import sha256_file
 
 Arrays = dict[str, np.ndarray]

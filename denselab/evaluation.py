@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from denselab.cli import StageError
-from denselab.config import NUM_CLASSES
+from denselab.exercise import NUM_CLASSES
 from denselab.files import atomic_path
 
 PREDICT_BATCH = 4096  # prediction needs no gradients: big batches mean fewer Python round trips

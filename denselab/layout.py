@@ -52,11 +52,6 @@ def raw_file(dataset: str) -> str:
 PREPARED = {"x_train": "x_train.npy", "y_train": "y_train.npy", "x_test": "x_test.npy", "y_test": "y_test.npy"}
 
 
-def digest_file(inputs: str) -> str:
-    """An input variant's array hashes inside the digests folder (prepare writes it, fingerprint reads it)."""
-    return f"{inputs}.json"
-
-
 # train@<exercise>: the model folder.
 MODEL_FILE = "model.keras"
 MODEL_SETTINGS = "params.json"
@@ -65,11 +60,6 @@ MODEL_SETTINGS = "params.json"
 def run_file(seed: int) -> str:
     """A study run's file inside its exercise's folder of runs (dvc.yaml's replicate outs spell the same)."""
     return f"seed-{seed}.json"
-
-
-def fingerprint_file(exercise: str) -> str:
-    """An exercise's fingerprint inside the fingerprints folder (dvc.yaml's train and replicate deps spell the same)."""
-    return f"{exercise}.json"
 
 
 def sources_file(stage: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from denselab.config import Exercise, Layer
+from denselab.exercise import Exercise, Layer
 
 
 @keras.saving.register_keras_serializable(package="denselab")

@@ -1,7 +1,7 @@
 """Exercise fingerprints: everything that defines a run of an exercise but the seed and the code.
 
-The fingerprint stage writes one per exercise (`layout.fingerprint_file`): its training settings and the folder
-and sha256 of its prepared arrays, as `prepare` recorded them (`layout.digest_file`: the fingerprint stage reads
+The fingerprint stage writes one per exercise: its training settings and the folder
+and sha256 of its prepared arrays, as `prepare` recorded them (the fingerprint stage reads
 no array). The lab's run (train) and the study's runs (replicate) depend on that file instead of on params.yaml,
 and read it back here, checking that the arrays are still what was fingerprinted before they train; arrays the
 workspace lacks (a student's clone) are fetched from the DVC remote first. Their code they depend on as every
@@ -17,7 +17,7 @@ from typing import Any
 from denselab import remote
 from denselab.arrays import array_hashes
 from denselab.cli import StageError
-from denselab.config import Exercise
+from denselab.exercise import Exercise
 from denselab.layout import PREPARED
 
 

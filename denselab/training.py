@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from denselab.cli import StageError
-from denselab.config import Exercise
+from denselab.exercise import Exercise
 
 if TYPE_CHECKING:
     from denselab.loop import EpochCallback

@@ -14,7 +14,6 @@ when computing or drawing; the statistics themselves are in `denselab.statistics
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from denselab.cli import stage_main
+from denselab.cli import argument_parser, stage_main
 from denselab.config import Params, load_params, one_change_pairs
 from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, save_png, seaborn
 from denselab.files import replaced_folder, write_text
@@ -120,7 +119,7 @@ def write_figures(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, statis
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.aggregate --metrics DIR --history DIR --runs DIR --out FILE --figures DIR`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the study's statistics (a DVC metrics file)")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the per-run table and the figures")

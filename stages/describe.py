@@ -10,7 +10,6 @@ dataset's folder. No TensorFlow.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from denselab.arrays import flatten, one_hot
-from denselab.cli import stage_main
+from denselab.cli import argument_parser, stage_main
 from denselab.config import load_params
 from denselab.datasets import CLASS_NAMES, read_npz
 from denselab.drawing import number_axis, plain, save_png, seaborn
@@ -186,7 +185,7 @@ def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndar
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.describe --dataset NAME --raw FILE.npz --out DIR`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")
     parser.add_argument("--raw", type=Path, required=True, help="its downloaded arrays (download)")
     parser.add_argument("--out", type=Path, required=True, help="the folder of its summary and figures")

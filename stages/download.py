@@ -9,7 +9,6 @@ A MNIST mirror may instead hold the four original IDX files, raw or gzipped.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from denselab.cli import StageError, stage_main
+from denselab.cli import StageError, argument_parser, stage_main
 from denselab.config import IDX_FILES, DatasetSource, load_params
 from denselab.datasets import Arrays, mnist_from_idx, read_dataset, verify_sha256
 from denselab.files import atomic_path
@@ -185,7 +184,7 @@ def save_arrays(arrays: Arrays, dest: str | Path) -> None:
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.download --dataset NAME --out FILE.npz`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")
     parser.add_argument("--out", type=Path, required=True, help="the decoded arrays (.npz)")
     args = parser.parse_args(argv)

@@ -12,7 +12,6 @@ classification report, the mistakes and the hidden-unit diagnostics, without Ten
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from denselab.arrays import read_test
-from denselab.cli import StageError, load_tensorflow, stage_main
+from denselab.cli import StageError, argument_parser, load_tensorflow, stage_main
 from denselab.evaluation import predict, unit_evidence, write_evidence
 from denselab.files import write_text
 from denselab.layout import MODEL_FILE
@@ -43,7 +42,7 @@ def predictions_csv(y_true: np.ndarray, y_pred: np.ndarray) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.evaluate --exercise NAME --model-dir DIR --prepared DIR --metrics FILE.json
     --predictions FILE.csv --evidence FILE.npz`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--exercise", required=True)
     parser.add_argument("--model-dir", type=Path, required=True, help="the folder train saved model.keras in")
     parser.add_argument("--prepared", type=Path, required=True, help="the folder of x_test.npy and y_test.npy")

@@ -11,7 +11,6 @@ pandas holds the tables, seaborn and matplotlib draw. `--out` holds the numbers 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from denselab.arrays import read_test
-from denselab.cli import StageError, stage_main
+from denselab.cli import StageError, argument_parser, stage_main
 from denselab.config import load_params
 from denselab.datasets import CLASS_NAMES, IMAGE_SHAPES
 from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, plain, save_png, seaborn
@@ -361,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     --out FILE.json --figures DIR`."""
     import pandas as pd
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--exercise", required=True)
     parser.add_argument("--evidence", type=Path, required=True, help="what evaluate kept (.npz)")
     parser.add_argument("--prepared", type=Path, required=True, help="the folder of x_test.npy and y_test.npy")

@@ -11,7 +11,6 @@ file (`--out`); each factorial's interaction plot goes to `--figures`. Never imp
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from denselab.claims import verdicts
-from denselab.cli import stage_main
+from denselab.cli import argument_parser, stage_main
 from denselab.config import Params, load_params
 from denselab.drawing import number_axis, save_png, seaborn
 from denselab.files import replaced_folder, write_text
@@ -88,7 +87,7 @@ def write_figures(folder: Path, found: Mapping[str, Any], runs: pd.DataFrame, la
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.judge --metrics DIR --history DIR --runs DIR --out FILE --figures DIR`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the claims' tests and verdicts (a DVC metrics file)")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the factorials' interaction plots")

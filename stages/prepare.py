@@ -11,7 +11,6 @@ which the fingerprint stage fingerprints the exercises without reading (or fetch
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from denselab.arrays import array_hashes, flatten, one_hot, write_prepared
-from denselab.cli import StageError, stage_main
+from denselab.cli import StageError, argument_parser, stage_main
 from denselab.config import InputVariant, load_params
 from denselab.datasets import check_arrays
 from denselab.files import write_text
@@ -39,7 +38,7 @@ def prepare(arrays: dict[str, np.ndarray], variant: InputVariant) -> dict[str, n
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.prepare --inputs NAME --raw FILE.npz --out DIR`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--inputs", required=True, help="a key of `inputs` in params.yaml")
     parser.add_argument("--raw", type=Path, required=True, help="the downloaded arrays (download)")
     parser.add_argument("--out", type=Path, required=True, help="the folder of the prepared arrays")

@@ -12,7 +12,6 @@ its model. The settings and arrays come from the exercise's fingerprint (`densel
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from denselab.arrays import read_test, read_training
-from denselab.cli import load_tensorflow, stage_main
-from denselab.config import Exercise
+from denselab.cli import argument_parser, load_tensorflow, stage_main
+from denselab.exercise import Exercise
 from denselab.files import write_text
 from denselab.study import read_fingerprint
 
@@ -50,7 +49,7 @@ def replicate(
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.replicate --exercise NAME --seed N --fingerprint FILE.json --out FILE.json`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--exercise", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--fingerprint", type=Path, required=True, help="what the fingerprint stage wrote for it")

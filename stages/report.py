@@ -14,7 +14,6 @@ Everything on the page comes from what dvc.yaml declares for this stage (no cloc
 
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
 import json
@@ -26,7 +25,7 @@ from typing import Any
 
 import jinja2
 
-from denselab.cli import StageError, stage_main
+from denselab.cli import StageError, argument_parser, stage_main
 from denselab.config import (
     Claim,
     Exercise,
@@ -449,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.report --metrics DIR --evaluation DIR --summary DIR --history DIR
     --figures DIR --datasets DIR --study FILE.json --study-figures DIR --claims FILE.json --claims-figures DIR
     --out FILE.html`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     for kind in FOLDERS:
         parser.add_argument(f"--{kind}", type=Path, required=True, help=f"the folder of the {kind} files")
     parser.add_argument("--figures", type=Path, required=True, help="the folder of every exercise's figures (explain)")

@@ -10,12 +10,11 @@ exactly the stages that run it, and dvc.yaml lists one code dependency per stage
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from denselab.cli import stage_main
+from denselab.cli import argument_parser, stage_main
 from denselab.files import replaced_folder
 from denselab.layout import sources_file
 from denselab.sources import ROOT, closure, data_files, hashes, stage_names
@@ -34,7 +33,7 @@ def sources(root: Path = ROOT) -> dict[str, dict[str, str]]:
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.sources --out DIR`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--out", type=Path, required=True, help="the folder of one file per stage")
     args = parser.parse_args(argv)
     found = sources()

@@ -12,7 +12,6 @@ beside it, the per-epoch history as CSV
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from denselab.arrays import read_training
-from denselab.cli import load_tensorflow, stage_main
-from denselab.config import Exercise, parameter_count
+from denselab.cli import argument_parser, load_tensorflow, stage_main
+from denselab.exercise import Exercise, parameter_count
 from denselab.files import atomic_path, require_free_space, write_text
 from denselab.history import history_csv
 from denselab.layout import MODEL_FILE, MODEL_SETTINGS
@@ -67,7 +66,7 @@ def _json(data: Any) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.train --exercise NAME --seed N --fingerprint FILE.json --model-dir DIR
     --history FILE.csv --summary FILE.json`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--exercise", required=True, help="a key of `exercises` in params.yaml")
     parser.add_argument("--seed", type=int, required=True, help="the lab's run's seed (params.yaml's `seed`)")
     parser.add_argument("--fingerprint", type=Path, required=True, help="what the fingerprint stage wrote for it")

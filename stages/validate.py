@@ -15,12 +15,11 @@ exercise's training fits in this machine's memory, and that its validation split
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
 
-from denselab.cli import stage_main
+from denselab.cli import argument_parser, stage_main
 from denselab.config import Params, ParamsError, load_params, parameter_count
 from denselab.datasets import IMAGE_SHAPES, TRAIN_ROWS
 from denselab.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
@@ -84,7 +83,7 @@ def validate(path: str | Path, memory: int | None = None) -> Params:
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     """Command line: `python -m stages.validate --marker FILE`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--marker", type=Path, required=True, help="written when params.yaml is valid (a DVC output)")
     args = parser.parse_args(argv)
     params = validate("params.yaml")

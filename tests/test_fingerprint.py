@@ -15,7 +15,7 @@ from denselab import study as S
 from denselab.arrays import array_hashes
 from denselab.cli import StageError
 from denselab.config import TRAINING_KEYS, load_params
-from denselab.layout import PREPARED, digest_file, fingerprint_file
+from denselab.layout import PREPARED
 from stages import fingerprint as F
 from tests.conftest import ROOT
 
@@ -33,7 +33,7 @@ def prepared(tmp_path):
 def _digest(folder: Path, digests: Path) -> Path:
     """What prepare writes beside the arrays of `folder`: their sha256."""
     digests.mkdir(exist_ok=True)
-    path = digests / digest_file(folder.name)
+    path = digests / f"{folder.name}.json"
     path.write_text(json.dumps(array_hashes(folder)))
     return path
 
@@ -60,55 +60,52 @@ def test_check_names_changed_arrays(prepared):
         S.check(found)
 
 
-def test_fingerprints_cover_every_exercise_from_the_digests_without_reading_an_array(prepared, tmp_path):
+def test_fingerprint_reads_the_digest_never_an_array(tmp_path):
     exercises = load_params(ROOT / "params.yaml").exercises
-    digests = tmp_path / "digests"
-    _digest(prepared, digests)
+    digest = tmp_path / "digests" / "mnist_raw.json"
+    digest.parent.mkdir()
     # The raw variant's arrays are not here at all (a student's clone): its digest is all the stage reads.
     raw = {name: f"{name}-sha" for name in PREPARED.values()}
-    (digests / digest_file("mnist_raw")).write_text(json.dumps(raw))
-    found = F.fingerprint({name: exercises[name] for name in ("ex3", "ex1", "ex2")}, prepared.parent, digests)
-    assert list(found) == ["ex3", "ex1", "ex2"]
-    assert found["ex2"]["arrays"] == found["ex1"]["arrays"] == raw
-    assert found["ex2"]["folder"].endswith("prepared/mnist_raw") and found["ex3"]["arrays"] == array_hashes(prepared)
-    assert found["ex1"]["settings"] != found["ex2"]["settings"]
-    (digests / digest_file("mnist_raw")).write_text(json.dumps({"x_train.npy": "sha"}))
+    digest.write_text(json.dumps(raw))
+    folder = tmp_path / "prepared" / "mnist_raw"
+    one, two = (F.fingerprint(name, exercises[name], folder, digest) for name in ("ex1", "ex2"))
+    assert one["arrays"] == two["arrays"] == raw and two["folder"].endswith("prepared/mnist_raw")
+    assert one["settings"] != two["settings"] and (one["exercise"], two["exercise"]) == ("ex1", "ex2")
+    digest.write_text(json.dumps({"x_train.npy": "sha"}))
     with pytest.raises(StageError, match=r"mnist_raw.json: not a digest of the prepared arrays; run `dvc repro`"):
-        F.fingerprint({"ex1": exercises["ex1"]}, prepared.parent, digests)
-    (digests / digest_file("mnist_raw")).unlink()
+        F.fingerprint("ex1", exercises["ex1"], folder, digest)
+    digest.unlink()
     with pytest.raises(StageError, match=r"mnist_raw.json: cannot read the arrays' digest"):
-        F.fingerprint({"ex1": exercises["ex1"]}, prepared.parent, digests)
+        F.fingerprint("ex1", exercises["ex1"], folder, digest)
 
 
-def test_main_writes_one_file_per_exercise_and_nothing_else(prepared, tmp_path, monkeypatch):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["exercises"] = {"ex3": params["exercises"]["ex3"]}
-    params["study"]["exercises"] = ["ex3"]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+def test_main_writes_the_exercise_fingerprint(prepared, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    out = tmp_path / "fingerprints"
-    out.mkdir()
-    (out / "ex1.json").write_text("{}")  # from a params.yaml that had ex1: gone once ex1 is no longer there
-    _digest(prepared, tmp_path / "digests")
-    F.main(["--prepared", "prepared", "--digests", "digests", "--out", "fingerprints"])
-    assert [p.name for p in out.iterdir()] == [fingerprint_file("ex3")]
-    again, folder = S.read_fingerprint(out / "ex3.json", "ex3")
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    digest = _digest(prepared, tmp_path / "digests")
+    out = tmp_path / "fingerprints" / "ex3.json"
+    F.main(["--exercise", "ex3", "--prepared", "prepared/mnist_scaled", "--digest", str(digest), "--out", str(out)])
+    again, folder = S.read_fingerprint(out, "ex3")
     assert folder == Path("prepared/mnist_scaled") and again.training_settings()["epochs"] == 20
     with pytest.raises(StageError, match=r"is the fingerprint of ex3, not of ex1"):
-        S.read_fingerprint(out / "ex3.json", "ex1")
+        S.read_fingerprint(out, "ex1")
+    with pytest.raises(SystemExit):
+        F.main(["--exercise", "ex9", "--prepared", "prepared/mnist_scaled", "--digest", str(digest), "--out", str(out)])
 
 
 def test_dvc_yaml_has_the_training_stages_read_the_fingerprint_not_params():
     """A change that retrains the lab's run must also rerun the study's runs of the exercise, and neither
     stage parses params.yaml (DVC would, at every `dvc repro`, once per stage)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    train, fingerprint, replicate = stages["train"]["do"], stages["fingerprint"], stages["replicate"]
-    assert fingerprint["params"] == ["exercises"]  # its files hold only what a run trains with
-    # The digests, not the arrays: a clone without arrays fingerprints without fetching them.
-    assert fingerprint["outs"] == ["${paths.fingerprints}"] and "${paths.digests}" in fingerprint["deps"]
+    train, fingerprint, replicate = stages["train"]["do"], stages["fingerprint"]["do"], stages["replicate"]
+    assert fingerprint["params"] == ["exercises.${key}"]  # its file holds only what a run trains with
+    # Its own arrays' digest, not the arrays, nor another dataset's: a clone without arrays fingerprints without
+    # fetching them, and an MNIST exercise needs no CIFAR-10 stage.
+    assert fingerprint["outs"] == ["${paths.fingerprints}/${key}.json"]
+    assert "${paths.digests}/${item.inputs}.json" in fingerprint["deps"]
     assert not any(dep.startswith("${paths.prepared}") for dep in fingerprint["deps"])
     for stage, exercise in ((train, "${key}"), (replicate, "${item.exercise}")):
-        own = "${paths.fingerprints}/" + fingerprint_file(exercise)
+        own = "${paths.fingerprints}/" + f"{exercise}.json"
         module = stage["cmd"].split()[2].split(".")[1]
         # Its code and its exercise's fingerprint, nothing else that can change its result.
         assert stage["deps"] == ["${paths.sources}/" + f"{module}.json", own] and "params" not in stage
