@@ -14,7 +14,10 @@ made (Holm, statsmodels), and the verdicts read the adjusted p-values:
   `not_supported`;
 - a plateau claim: the curve's gain after the epoch below the margin `supported`, above it `contradicted`, else
   `not_supported`;
-- a claim whose exercises are not all in the study (or without a test): `not_tested`, saying what is missing.
+- a claim whose exercises are not all in the study (or without a test): `not_tested`, saying what is missing;
+- a claim whose comparison params.yaml no longer isolates (its exercises now differ in more, or other, than it
+  names: `config.Confound`; a plateau after the curve's last epoch): `not_tested`, saying what changed. A
+  student's experiment is judged, never refused.
 """
 
 from __future__ import annotations
@@ -23,7 +26,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from denselab.config import PLATEAU_METRICS, Claim, Factorial, FactorTest, PairTest, Params, PlateauTest
+from denselab.config import (
+    PLATEAU_METRICS,
+    Claim,
+    Confound,
+    Factorial,
+    FactorTest,
+    PairTest,
+    Params,
+    PlateauTest,
+)
 from denselab.statistics import CONFIDENCE, describe, welch
 
 if TYPE_CHECKING:
@@ -56,6 +68,28 @@ def _round(value: float) -> float | None:
 def _p(value: float) -> float:
     """A p-value to four significant digits (as `statistics.welch` writes them)."""
     return float(f"{value:.4g}")
+
+
+def confounds_found(confounds: Sequence[Confound]) -> list[dict[str, Any]]:
+    """Each confound as judge writes it: the two exercises, the aspects they now differ in as well, and the named
+    ones they no longer differ in."""
+    return [{"a": c.a, "b": c.b, "extra": list(c.extra), "lacking": list(c.lacking)} for c in confounds]
+
+
+def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> list[str]:
+    """Why a claim with a test was not tested, in English (judge's log; the report words it per language)."""
+    test = claim.test
+    if entry.get("missing"):
+        return [f"the study does not run {', '.join(entry['missing'])}"]
+    if isinstance(test, FactorTest):
+        return [c.sentence() for c in params.factorials[test.factorial].confounds]
+    if isinstance(test, PairTest):
+        return [c.sentence() for c in test.confounds]
+    if isinstance(test, PlateauTest) and test.too_short:
+        return [
+            f"{test.exercise} now trains {test.epochs} epochs, the claim reads its curve after epoch {test.from_epoch}"
+        ]
+    return []
 
 
 def missing_exercises(exercises: Sequence[str], runs: pd.DataFrame) -> list[str]:
@@ -234,8 +268,9 @@ def verdicts(params: Params, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[s
             "row_levels": list(factorial.row_levels),
             "column_levels": list(factorial.column_levels),
             "missing": missing_exercises(factorial.exercises(), runs),
+            "confounds": confounds_found(factorial.confounds),
         }
-        if not entry["missing"]:
+        if not entry["missing"] and not entry["confounds"]:
             entry["cells"] = cell_statistics(factorial, runs)
             entry["effects"] = factorial_effects(factorial, runs)
         factorials[name] = entry
@@ -265,7 +300,13 @@ def _claim_tests(
     kind = {FactorTest: "factorial", PairTest: "pair", PlateauTest: "plateau"}[type(test)]
     missing = missing_exercises(test.exercises(params), runs)
     entry: dict[str, Any] = {"kind": kind, "missing": missing}
-    if missing:
+    if isinstance(test, FactorTest):
+        entry["confounds"] = factorials[test.factorial]["confounds"]
+    elif isinstance(test, PairTest):
+        entry["confounds"] = confounds_found(test.confounds)
+    elif test.too_short:
+        entry["too_short"] = {"exercise": test.exercise, "epochs": test.epochs, "from_epoch": test.from_epoch}
+    if missing or entry.get("confounds") or "too_short" in entry:
         return entry
     if isinstance(test, PairTest):
         accuracy = runs.set_index("exercise")["test_accuracy"]
@@ -278,7 +319,7 @@ def _claim_tests(
 
 def _verdict(claim: Claim, params: Params, entry: Mapping[str, Any], factorials: Mapping[str, Any]) -> dict[str, Any]:
     test = claim.test
-    if test is None or entry["missing"]:
+    if test is None or entry["missing"] or entry.get("confounds") or "too_short" in entry:
         return {"verdict": NOT_TESTED}
     if isinstance(test, FactorTest):
         return factor_verdict(test, params.factorials[test.factorial], factorials[test.factorial]["effects"])

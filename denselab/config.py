@@ -99,6 +99,34 @@ class Study:
 
 
 @dataclass(frozen=True)
+class Confound:
+    """Why a comparison no longer tests only what it names: two of its exercises, which should differ in exactly
+    `named`, differ in `found`. Valid params (a student's experiment), so reported, never refused: the claims
+    that rest on the comparison are judged "not tested" until the exercises are set back."""
+
+    a: str
+    b: str
+    named: tuple[str, ...]
+    found: tuple[str, ...]
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """The aspects in which they now differ as well."""
+        return tuple(aspect for aspect in self.found if aspect not in self.named)
+
+    @property
+    def lacking(self) -> tuple[str, ...]:
+        """The named aspects in which they no longer differ."""
+        return tuple(aspect for aspect in self.named if aspect not in self.found)
+
+    def sentence(self) -> str:
+        """What changed, in English (validate's warning; the report words it per language)."""
+        parts = [f"now differ in {', '.join(self.extra)} as well"] if self.extra else []
+        parts += [f"no longer differ in {', '.join(self.lacking)}"] if self.lacking else []
+        return f"{self.a} and {self.b} {' and '.join(parts)}"
+
+
+@dataclass(frozen=True)
 class Factorial:
     """A 2x2 design: two aspects (`config.settings` keys), two values of each, one exercise per cell.
 
@@ -110,6 +138,7 @@ class Factorial:
     cells: tuple[tuple[str, str], tuple[str, str]]
     row_levels: tuple[str, str]  # each aspect's two values, as `level_text` writes them
     column_levels: tuple[str, str]
+    confounds: tuple[Confound, ...] = ()  # where the cells differ in more than the two aspects: not testable
 
     def exercises(self) -> tuple[str, ...]:
         """The four cells' exercises, row by row."""
@@ -135,6 +164,7 @@ class PairTest:
     better: str
     than: str
     aspects: tuple[str, ...]
+    confounds: tuple[Confound, ...] = ()  # they no longer differ in exactly `aspects`: not testable
 
     def exercises(self, params: Params) -> tuple[str, ...]:
         return (self.than, self.better)
@@ -149,6 +179,12 @@ class PlateauTest:
     metric: str  # one of PLATEAU_METRICS
     from_epoch: int
     margin: float
+    epochs: int = 0  # how many the exercise trains: a curve that ends by `from_epoch` cannot test the claim
+
+    @property
+    def too_short(self) -> bool:
+        """The exercise's curve ends by `from_epoch`: nothing after it to test."""
+        return self.epochs <= self.from_epoch
 
     def exercises(self, params: Params) -> tuple[str, ...]:
         return (self.exercise,)
@@ -308,6 +344,35 @@ def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list
     return found
 
 
+def untestable(params: Params) -> list[str]:
+    """One line per comparison that valid params leave untestable (a factorial or a pair whose exercises now
+    differ in more, or other, than it names; a plateau after the curve's end), naming the claims it holds back.
+    validate prints them as warnings; judge gives those claims the verdict "not tested"."""
+    lines = []
+    for name, factorial in params.factorials.items():
+        if factorial.confounds:
+            resting = [c for c, claim in params.claims.items() if getattr(claim.test, "factorial", None) == name]
+            why = "; ".join(confound.sentence() for confound in factorial.confounds)
+            lines.append(f"{CLAIMS_FILE}: factorials.{name}: {why}: {_held_back(resting)}")
+    for name, claim in params.claims.items():
+        test = claim.test
+        if isinstance(test, PairTest) and test.confounds:
+            why = "; ".join(confound.sentence() for confound in test.confounds)
+            lines.append(f"{CLAIMS_FILE}: claims.{name}.test: {why}: {_held_back([name])}")
+        elif isinstance(test, PlateauTest) and test.too_short:
+            lines.append(
+                f"{CLAIMS_FILE}: claims.{name}.test: {test.exercise} now trains {test.epochs} epochs, the claim reads "
+                f"its curve after epoch {test.from_epoch}: {_held_back([name])}"
+            )
+    return lines
+
+
+def _held_back(claims: Sequence[str]) -> str:
+    if not claims:
+        return "no claim rests on it"
+    return f"{', '.join(claims)} will be judged not tested (an experiment is fine; set them back to test the claim)"
+
+
 def _dataset_source(s: _Section) -> DatasetSource:
     url = s.string("url")
     if not re.match(r"^(https?|file)://", url):
@@ -412,6 +477,7 @@ def _factorial(s: _Section, aspects: Mapping[str, Mapping[str, Any]]) -> Factori
         for r in (0, 1)
     )
     # Along a row only the columns' aspect may change; down a column only the rows'.
+    confounds = []
     for (r1, c1), (r2, c2), aspect in (
         ((0, 0), (0, 1), columns),
         ((1, 0), (1, 1), columns),
@@ -421,16 +487,14 @@ def _factorial(s: _Section, aspects: Mapping[str, Mapping[str, Any]]) -> Factori
         a, b = cells[r1][c1], cells[r2][c2]
         changed = differences(aspects[a], aspects[b])
         if changed != [aspect]:
-            raise ParamsError(
-                f"{s.key('cells')}[{r2}][{c2}]: {b} must differ from {a} only in its {aspect}; "
-                f"they differ in {', '.join(changed) or 'nothing'}"
-            )
+            confounds.append(Confound(a=a, b=b, named=(aspect,), found=tuple(changed)))
     factorial = Factorial(
         rows=rows,
         columns=columns,
         cells=(cells[0], cells[1]),  # type: ignore[arg-type]  # two rows of two, checked above
         row_levels=(level_text(aspects[cells[0][0]][rows]), level_text(aspects[cells[1][0]][rows])),
         column_levels=(level_text(aspects[cells[0][0]][columns]), level_text(aspects[cells[0][1]][columns])),
+        confounds=tuple(confounds),
     )
     s.done()
     return factorial
@@ -476,18 +540,18 @@ def _claim_test(
         factorial = factorials[name]
         aspect = s.choice("aspect", (factorial.rows, factorial.columns), what=f"aspect of factorial {name}")
         levels = factorial.row_levels if aspect == factorial.rows else factorial.column_levels
-        test = FactorTest(factorial=name, aspect=aspect, better=s.choice("better", levels, what=f"{aspect} value"))
+        if factorial.confounds:  # its cells no longer hold one value each: the claim is not tested, only read
+            better = s.string("better")
+        else:
+            better = s.choice("better", levels, what=f"{aspect} value")
+        test = FactorTest(factorial=name, aspect=aspect, better=better)
     elif "than" in s.data:
         better = s.choice("better", tuple(exercises), what="exercise")
         than = s.choice("than", tuple(exercises), what="exercise")
         named = s.unique_list("aspects", lambda value, key: _choice(value, key, ASPECTS, "aspect"))
         changed = differences(aspects[than], aspects[better])
-        if sorted(changed) != sorted(named):
-            raise ParamsError(
-                f"{s.key('aspects')}: {better} differs from {than} in {', '.join(changed) or 'nothing'}, "
-                f"not only in the aspects named ({', '.join(named)}): a comparison must change only what it names"
-            )
-        test = PairTest(better=better, than=than, aspects=tuple(named))
+        confounds = () if sorted(changed) == sorted(named) else (Confound(than, better, tuple(named), tuple(changed)),)
+        test = PairTest(better=better, than=than, aspects=tuple(named), confounds=confounds)
     else:
         exercise = s.choice("plateau", tuple(exercises), what="exercise")
         test = PlateauTest(
@@ -495,12 +559,8 @@ def _claim_test(
             metric=s.choice("metric", tuple(PLATEAU_METRICS), what="curve"),
             from_epoch=s.integer("from_epoch", minimum=1),
             margin=s.number("margin", low=0.0, low_open=True),
+            epochs=exercises[exercise].epochs,
         )
-        if test.from_epoch >= exercises[exercise].epochs:
-            raise ParamsError(
-                f"{s.key('from_epoch')}: {exercise} trains {exercises[exercise].epochs} epochs; the curve must go on "
-                f"after epoch {test.from_epoch}"
-            )
     s.done()
     return test
 
@@ -553,7 +613,10 @@ class _Section:
             return self.data[key]
         if default is not _MISSING:
             return default
-        raise ParamsError(f"{self.key(key)}: missing (required)")
+        # A misspelt key is both unknown and the reason a required one is missing: name it here.
+        typo = difflib.get_close_matches(key, [str(k) for k in self.data if k not in self.seen], n=1, cutoff=0.75)
+        hint = f"; is {self.key(typo[0])} a misspelling of it?" if typo else ""
+        raise ParamsError(f"{self.key(key)}: missing (required){hint}")
 
     def section(self, key: str) -> _Section:
         return _Section(self._get(key), self.key(key))

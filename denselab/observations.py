@@ -555,14 +555,50 @@ def plateau_evidence(
     return [Observation(message, values)]
 
 
-def untested_evidence(missing: Sequence[str]) -> list[Observation]:
-    """Why a claim with a test was not tested: the exercises it needs that the study does not run."""
-    return [
-        Observation(
-            N_(
-                "Not testable here: the seeds study does not run %(missing)s. Add it to study.exercises in params.yaml "
-                "and run `dvc repro`."
-            ),
-            {"missing": ", ".join(missing)},
+def untested_evidence(found: Mapping[str, Any], lang: Language) -> list[Observation]:
+    """Why a claim with a test was not tested (judge's entry): the exercises the study does not run, the exercises
+    of its comparison that an edit made differ in more (or less) than the claim names, or a curve too short."""
+    if found.get("missing"):
+        return [
+            Observation(
+                N_(
+                    "Not testable here: the seeds study does not run %(missing)s. Add it to study.exercises in "
+                    "params.yaml and run `dvc repro`."
+                ),
+                {"missing": ", ".join(found["missing"])},
+            )
+        ]
+    said = []
+    for confound in found.get("confounds", ()):
+        names = {"a": confound["a"], "b": confound["b"]}
+        if confound["extra"]:
+            extra = ", ".join(lang.gettext(ASPECTS[a]) for a in confound["extra"])
+            said.append(
+                Observation(
+                    N_(
+                        "Not tested: %(a)s and %(b)s now differ in %(aspects)s as well, so the comparison no longer "
+                        "isolates what the claim names. Set them back in params.yaml to test it."
+                    ),
+                    {**names, "aspects": extra},
+                )
+            )
+        if confound["lacking"]:
+            lacking = ", ".join(lang.gettext(ASPECTS[a]) for a in confound["lacking"])
+            said.append(
+                Observation(
+                    N_("Not tested: %(a)s and %(b)s no longer differ in %(aspects)s, which the claim is about."),
+                    {**names, "aspects": lacking},
+                )
+            )
+    if "too_short" in found:
+        short = found["too_short"]
+        said.append(
+            Observation(
+                N_(
+                    "Not tested: %(exercise)s now trains %(epochs)s epochs, and the claim reads its curve after "
+                    "epoch %(from_epoch)s."
+                ),
+                {k: str(v) for k, v in short.items()},
+            )
         )
-    ]
+    return said

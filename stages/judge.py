@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from denselab.claims import verdicts
+from denselab.claims import NOT_TESTED, untested_because, verdicts
 from denselab.cli import argument_parser, stage_main
 from denselab.config import Params, load_params
 from denselab.drawing import number_axis, save_png, seaborn
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         shown = (
             f" ({effect['difference']:+.2%}, adjusted p {effect.get('p_adjusted')})" if effect.get("difference") else ""
         )
+        if claim["verdict"] == NOT_TESTED and params.claims[name].test is not None:
+            shown = f" ({'; '.join(untested_because(params.claims[name], params, claim))})"
         print(f"{name}: {claim['verdict']}{shown}", file=sys.stderr)
 
 

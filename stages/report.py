@@ -169,6 +169,7 @@ class FactorialView:
     name: str
     found: Mapping[str, Any]  # judge's entry: rows, columns, row_levels, column_levels, cells, effects, missing
     figure: str | None
+    untested: tuple[Observation, ...]  # why it was not tested (the study lacks a cell, an edit confounds it)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def claim_views(claims: ClaimsView, params: Params, views: list[ExerciseView], l
         evidence: list[Observation] = []
         pairs: list[tuple[str, str]] = []
         if found["verdict"] == "not_tested":
-            evidence = untested_evidence(found["missing"]) if found["missing"] else []
+            evidence = untested_evidence(found, lang)
         elif isinstance(test, FactorTest):
             evidence = factor_evidence(found, test.aspect, lang)
             cells = params.factorials[test.factorial].cells
@@ -310,7 +311,10 @@ def report(
     lang = Language(params.report.language)
     views = [exercise_view(files, params, study, lang) for files in results]
     factorials = (
-        [FactorialView(name, claims.found["factorials"][name], claims.figures.get(name)) for name in params.factorials]
+        [
+            FactorialView(name, found, claims.figures.get(name), tuple(untested_evidence(found, lang)))
+            for name, found in ((n, claims.found["factorials"][n]) for n in params.factorials)
+        ]
         if claims
         else []
     )

@@ -9,6 +9,9 @@ value stops `dvc repro` here, in well under a second, before any stage has remov
 or rewritten an output. The marker's content never changes, so passing validation
 does not make anything else stale.
 
+An edit that leaves one of the lab's comparisons (claims.yaml) comparing more than it names is valid: it prints
+one warning line per comparison, and judge gives the claims that rest on it the verdict "not tested".
+
 Beyond the values themselves, it checks what they imply before TensorFlow ever runs: that each
 exercise's training fits in this machine's memory, and that its validation split leaves rows to train on.
 """
@@ -20,7 +23,7 @@ import sys
 from pathlib import Path
 
 from denselab.cli import argument_parser, stage_main
-from denselab.config import Params, ParamsError, load_params, parameter_count
+from denselab.config import Params, ParamsError, load_params, parameter_count, untestable
 from denselab.datasets import IMAGE_SHAPES, TRAIN_ROWS
 from denselab.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
 from denselab.files import megabytes, write_text
@@ -90,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.marker.is_file() or args.marker.read_text() != MARKER:
         write_text(args.marker, MARKER)
     print(f"params.yaml: valid ({len(params.exercises)} exercises)", file=sys.stderr)
+    # Valid, but a claim's comparison no longer isolates what it names: said, never refused (experiments are the
+    # point); judge gives those claims the verdict "not tested".
+    for line in untestable(params):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

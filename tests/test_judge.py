@@ -68,3 +68,32 @@ def test_main_writes_the_verdicts_and_plots_without_tensorflow(tmp_path, params_
     ]
     for png in figures.iterdir():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+
+
+def test_an_edit_that_confounds_a_factorial_leaves_its_claims_not_tested_and_says_why(tmp_path, params_copy):
+    """A student's experiment (ex2's learning rate) is judged, not refused: the claims that rest on the factorial
+    it confounds are not tested, the others keep their verdicts."""
+    from denselab.i18n import Language
+    from denselab.observations import untested_evidence
+
+    params_copy["exercises"]["ex2"]["learning_rate"] = 0.001
+    params = parse_params(params_copy)
+    runs, curves = read_runs(params, *write_runs(tmp_path, params_copy, STUDY_ACCURACY).values())
+    found = J.judge(params, runs, curves)
+    factorial = found["factorials"]["activation_by_scale"]
+    assert "cells" not in factorial and "effects" not in factorial
+    assert factorial["confounds"][0] == {"a": "ex2", "b": "ex3", "extra": ["learning rate"], "lacking": []}
+    for name in ("ex2_relu_worse", "ex3_scaling"):
+        assert found["claims"][name]["verdict"] == "not_tested"
+    assert found["claims"]["baseline_output"]["verdict"] == "supported"  # the other factorial is whole
+    said = {lang: untested_evidence(found["claims"]["ex3_scaling"], Language(lang)) for lang in ("en", "vi")}
+    english = [o.message % o.values for o in said["en"]]
+    assert english[0] == (
+        "Not tested: ex2 and ex3 now differ in learning rate as well, so the comparison no longer isolates what the "
+        "claim names. Set them back in params.yaml to test it."
+    )
+    vi = Language("vi")
+    assert vi.gettext(said["vi"][0].message) % said["vi"][0].values == (
+        "Chưa kiểm định: ex2 và ex3 nay còn khác nhau cả ở tốc độ học, nên phép so sánh không còn tách riêng điều mà "
+        "nhận xét nêu ra. Hãy đặt chúng lại như cũ trong params.yaml để kiểm định."
+    )
