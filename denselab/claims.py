@@ -87,7 +87,7 @@ def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> 
         return [c.sentence() for c in test.confounds]
     if isinstance(test, PlateauTest) and test.too_short:
         return [
-            f"{test.exercise} now trains {test.epochs} epochs, the claim reads its curve after epoch {test.from_epoch}"
+            f"{test.exercise}'s curve now ends at epoch {test.epochs}, the claim reads it after epoch {test.from_epoch}"
         ]
     return []
 

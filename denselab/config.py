@@ -25,10 +25,8 @@ from denselab.exercise import (
     NUM_CLASSES,
     OPTIMIZERS,
     PRECISIONS,
-    TRAINING_KEYS,
     Exercise,
     Layer,
-    parameter_count,
 )
 
 __all__ = [  # re-exported: what training reads lives in denselab.exercise, which never changes with validation
@@ -37,11 +35,9 @@ __all__ = [  # re-exported: what training reads lives in denselab.exercise, whic
     "NUM_CLASSES",
     "OPTIMIZERS",
     "PRECISIONS",
-    "TRAINING_KEYS",
     "Exercise",
     "Layer",
     "ParamsError",
-    "parameter_count",
 ]
 
 PARAMS_FILE = Path("params.yaml")
@@ -361,8 +357,8 @@ def untestable(params: Params) -> list[str]:
             lines.append(f"{CLAIMS_FILE}: claims.{name}.test: {why}: {_held_back([name])}")
         elif isinstance(test, PlateauTest) and test.too_short:
             lines.append(
-                f"{CLAIMS_FILE}: claims.{name}.test: {test.exercise} now trains {test.epochs} epochs, the claim reads "
-                f"its curve after epoch {test.from_epoch}: {_held_back([name])}"
+                f"{CLAIMS_FILE}: claims.{name}.test: {test.exercise}'s curve now ends at epoch {test.epochs}, the claim "
+                f"reads it after epoch {test.from_epoch}: {_held_back([name])}"
             )
     return lines
 

@@ -595,7 +595,7 @@ def untested_evidence(found: Mapping[str, Any], lang: Language) -> list[Observat
         said.append(
             Observation(
                 N_(
-                    "Not tested: %(exercise)s now trains %(epochs)s epochs, and the claim reads its curve after "
+                    "Not tested: %(exercise)s's curve now ends at epoch %(epochs)s, and the claim reads it after "
                     "epoch %(from_epoch)s."
                 ),
                 {k: str(v) for k, v in short.items()},

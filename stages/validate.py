@@ -23,8 +23,9 @@ import sys
 from pathlib import Path
 
 from denselab.cli import argument_parser, stage_main
-from denselab.config import Params, ParamsError, load_params, parameter_count, untestable
+from denselab.config import Params, ParamsError, load_params, untestable
 from denselab.datasets import IMAGE_SHAPES, TRAIN_ROWS
+from denselab.exercise import parameter_count
 from denselab.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
 from denselab.files import megabytes, write_text
 

@@ -217,7 +217,7 @@ UNTESTABLE = [
         "exercises.ex5.epochs",
         10,
         (
-            "claims.ex5_validation_loss.test: ex5 now trains 10 epochs, the claim reads its curve after epoch 15: "
+            "claims.ex5_validation_loss.test: ex5's curve now ends at epoch 10, the claim reads it after epoch 15: "
             "ex5_validation_loss will be judged not tested"
         ),
     ),

@@ -14,7 +14,8 @@ import yaml
 from denselab import study as S
 from denselab.arrays import array_hashes
 from denselab.cli import StageError
-from denselab.config import TRAINING_KEYS, load_params
+from denselab.config import load_params
+from denselab.exercise import TRAINING_KEYS
 from denselab.layout import PREPARED
 from stages import fingerprint as F
 from tests.conftest import ROOT

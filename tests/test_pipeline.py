@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from denselab.config import TRAINING_KEYS
+from denselab.exercise import TRAINING_KEYS
 from denselab.layout import run_file
 from tests.conftest import ROOT
 from tests.fixtures import (
@@ -51,7 +51,8 @@ PROJECT_FILES = (
     ".dvc/plots/curves.json",
 )
 CODE = ("stages", "denselab")
-EXERCISES = ("baseline", "ex1", "ex2", "ex3", "ex5")
+# sigmoid_x255 completes the factorial of two of the lab's claims (activation_by_scale): an edit of ex2 confounds it.
+EXERCISES = ("baseline", "ex1", "ex2", "ex3", "ex5", "sigmoid_x255")
 # The tiny project's seeds study: two seeds besides the lab's, two exercises (the many edits of ex2 below stay cheap).
 STUDY = {"seeds": [1, 2], "exercises": ["ex1", "ex3"]}
 ALL_STAGES = {
@@ -65,7 +66,7 @@ ALL_STAGES = {
     *(f"{kind}@{ex}" for kind in ("train", "evaluate", "explain") for ex in EXERCISES),
     "describe@mnist",
     "describe@cifar10",
-    "fingerprint",
+    *(f"fingerprint@{ex}" for ex in EXERCISES),
     *(f"replicate@{ex}-{seed}" for ex in STUDY["exercises"] for seed in STUDY["seeds"]),
     "aggregate",
     "judge",
@@ -319,17 +320,25 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
     project.edit(lambda d: d["exercises"]["ex2"].update(epochs=3))
     # `dvc status` names the stages whose own deps changed; train@ex2 follows from its fingerprint, evaluate@ex2
     # from train@ex2. `validate` checks every params change; its unchanged marker makes nothing else stale.
-    # `fingerprint` reads every exercise's settings (it writes the others' files again byte for byte);
-    # `aggregate` reads every exercise's settings (to find the one-change comparisons).
+    # `fingerprint@ex2` reads ex2's settings; `aggregate` reads every exercise's (to find the one-change comparisons).
     prints = {p.name: p.read_bytes() for p in (project.path / "data/fingerprints").iterdir()}
-    assert project.status() == {"validate", "fingerprint", "aggregate", "judge", "report"}
+    assert project.status() == {"validate", "fingerprint@ex2", "aggregate", "judge", "report"}
     ran, log = project.repro()
     assert ran == {
-        *("validate", "train@ex2", "evaluate@ex2", "explain@ex2", "fingerprint", "aggregate", "judge", "report")
+        *("validate", "train@ex2", "evaluate@ex2", "explain@ex2", "fingerprint@ex2", "aggregate", "judge", "report")
     }, log
     after = {p.name: p.read_bytes() for p in (project.path / "data/fingerprints").iterdir()}
     assert after.keys() == prints.keys() and {name for name in prints if after[name] != prints[name]} == {"ex2.json"}
     assert "Epoch 3/3" in log
+    # ex2 now differs from ex1 and ex3 in its epochs as well: the lab's factorial on them is confounded. Said by
+    # validate, recorded by judge, never refused.
+    assert (
+        "warning: claims.yaml: factorials.activation_by_scale: ex2 and ex3 now differ in epochs as well; ex1 and ex2 "
+        "now differ in epochs as well: ex2_relu_worse, ex3_scaling will be judged not tested"
+    ) in log
+    claims = json.loads(project.read("reports/claims.json"))
+    assert claims["claims"]["ex3_scaling"]["verdict"] == "not_tested"
+    assert claims["factorials"]["activation_by_scale"]["confounds"][0]["extra"] == ["epochs"]
     # Only ex2's figures were drawn again; its curves now have three epochs.
     after = {
         ex: {p.name: p.read_bytes() for p in (project.path / "reports/figures" / ex).iterdir()} for ex in EXERCISES
@@ -337,6 +346,70 @@ def test_editing_one_exercise_stales_only_its_train_evaluate_and_report(project)
     assert {ex for ex in EXERCISES if after[ex] != figures[ex]} == {"ex2"}
     assert after["ex2"]["curves.png"] != figures["ex2"]["curves.png"]
     assert {p: p.read_bytes() for p in data} == data
+
+
+# What a student changes first (the README's examples among them), one edit each: (dotted key, value, the exercise
+# that retrains, what validate's warning says, the claims it holds back). None: no claim of the tiny project rests
+# on it.
+EDITS = [
+    (
+        "exercises.ex2.learning_rate",
+        0.001,
+        "ex2",
+        (
+            "factorials.activation_by_scale: ex2 and ex3 now differ in learning rate as well; ex1 and ex2 now differ in "
+            "learning rate as well"
+        ),
+        ("ex2_relu_worse", "ex3_scaling"),
+    ),
+    (
+        "exercises.ex2.layers.0.activation",
+        "sigmoid",
+        "ex2",
+        (
+            "factorials.activation_by_scale: ex2 and ex3 now differ in hidden activations as well; ex1 and ex2 no longer "
+            "differ in hidden activations"
+        ),
+        ("ex2_relu_worse", "ex3_scaling"),
+    ),
+    (
+        "exercises.sigmoid_x255.learning_rate",
+        0.001,
+        "sigmoid_x255",
+        "factorials.activation_by_scale: ex1 and sigmoid_x255 now differ in learning rate as well",
+        ("ex2_relu_worse", "ex3_scaling"),
+    ),
+    ("exercises.baseline.epochs", 1, "baseline", None, ()),
+    (
+        "exercises.ex5.epochs",
+        1,
+        "ex5",
+        "claims.ex5_validation_accuracy.test: ex5's curve now ends at epoch 1, the claim reads it after epoch 1",
+        ("ex5_validation_accuracy", "ex5_validation_loss"),
+    ),
+]
+
+
+@pytest.mark.parametrize("key, value, exercise, warning, held_back", EDITS, ids=[f"{k}={v}" for k, v, *_ in EDITS])
+def test_a_students_edit_retrains_only_its_exercise_and_a_confounded_claim_is_not_tested(
+    project, key, value, exercise, warning, held_back
+):
+    project.edit(lambda d: set_key(d, key, value))
+    ran, log = project.repro()
+    own = {f"{kind}@{exercise}" for kind in ("fingerprint", "train", "evaluate", "explain")}
+    assert ran == {"validate", *own, "aggregate", "judge", "report"}, log
+    warnings = [line for line in log.splitlines() if line.startswith("warning: ")]
+    if warning is None:
+        assert warnings == [], log
+        return
+    assert any(line.startswith(f"warning: claims.yaml: {warning}") for line in warnings), log
+    named = {claim for line in warnings for claim in line.rsplit(": ", 1)[1].split(" will be judged")[0].split(", ")}
+    assert named == set(held_back), warnings
+    claims = json.loads(project.read("reports/claims.json"))
+    for name in held_back:
+        assert claims["claims"][name]["verdict"] == "not_tested", claims["claims"][name]
+    assert 'data-verdict="not_tested"' in project.read("reports/index.html").decode()
+    assert project.status() == set()
 
 
 def test_reverting_an_edit_restores_outputs_from_the_run_cache(project):
@@ -414,14 +487,14 @@ def test_adding_a_seed_trains_only_its_runs_and_removing_it_trains_nothing(proje
 def test_editing_a_studied_exercise_stales_only_its_runs(project):
     project.edit(lambda d: d["exercises"]["ex1"].update(learning_rate=0.02))
     # The lab's run and the study's follow from the fingerprint; `dvc status` names the stages whose own deps changed.
-    assert project.status() == {"validate", "fingerprint", "aggregate", "judge", "report"}
+    assert project.status() == {"validate", "fingerprint@ex1", "aggregate", "judge", "report"}
     ran, log = project.repro()
     assert ran == {
         "validate",
         "train@ex1",
         "evaluate@ex1",
         "explain@ex1",
-        "fingerprint",
+        "fingerprint@ex1",
         "aggregate",
         "judge",
         "report",
@@ -452,7 +525,7 @@ def test_adding_a_control_and_its_claim_trains_only_the_control(project):
     project.edit(add)
     ran, log = project.repro()
     assert ran == {
-        *("validate", "train@ex1_x255", "evaluate@ex1_x255", "explain@ex1_x255", "fingerprint"),
+        *("validate", "train@ex1_x255", "evaluate@ex1_x255", "explain@ex1_x255", "fingerprint@ex1_x255"),
         *(f"replicate@ex1_x255-{seed}" for seed in STUDY["seeds"]),
         *("aggregate", "judge", "report"),
     }, log
@@ -491,7 +564,7 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(small):
     small.edit(lambda d: d["exercises"]["ex2"].update(inputs="mnist_scaled"))
     ran, log = small.repro()
     assert ran == {
-        *("validate", "fingerprint", "train@ex2", "evaluate@ex2", "explain@ex2", "aggregate", "judge", "report")
+        *("validate", "fingerprint@ex2", "train@ex2", "evaluate@ex2", "explain@ex2", "aggregate", "judge", "report")
     }, log
 
     # ex5 switches to a variant that does not exist yet: only that prepare runs, then ex5's stages.
@@ -504,7 +577,7 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(small):
     assert ran == {
         "validate",
         "prepare@cifar10_raw",
-        "fingerprint",
+        "fingerprint@ex5",
         "train@ex5",
         "evaluate@ex5",
         "explain@ex5",
@@ -676,10 +749,9 @@ def test_experiment_with_a_changed_param(small):
 
 @SHARING
 def test_queued_experiments_run_two_at_a_time(small):
-    # An edit that trains nothing (validate, fingerprint, aggregate and report run): the queue's mechanics, not
-    # training, are under test here; test_experiment_with_a_changed_param trains.
-    for n in (2, 3):
-        small.run("dvc", "exp", "run", "--queue", "-n", f"exp-{n}", "-S", f"exercises.ex2.description=queued {n}")
+    # What a student queues: ex2 with another learning rate, and with more epochs (each trains ex2 alone).
+    for n, setting in ((2, "exercises.ex2.learning_rate=0.002"), (3, "exercises.ex2.epochs=3")):
+        small.run("dvc", "exp", "run", "--queue", "-n", f"exp-{n}", "-S", setting)
     # `dvc queue start` returns when its workers are done: watch the status from beside it meanwhile.
     workers = small.popen("queue", "start", "-j", "2")
     deadline = time.monotonic() + 600
@@ -809,11 +881,11 @@ def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_w
         assert (clone / "reports/index.html").read_bytes() == small.read("reports/index.html")
         # Exactly the report and what it is made of came over: no array, no model, no download.
         assert _cached(clone) == _objects(small.path, set(STUDENT_PULL))
-        # Nothing trains. The fingerprint stage and the report may run once: a folder they depend on (the digests,
-        # the training summaries) holds DVC's .gitignore in a clone, so DVC sees it changed, not missing; they fetch
-        # what they read (a few kB) and write the same files again.
+        # Nothing trains. The report may run once: a folder it depends on (the training summaries) holds DVC's
+        # .gitignore in a clone, so DVC sees it changed, not missing; it fetches what it reads (a few kB) and writes
+        # the same page again.
         out = dvc("repro", "--pull", "--allow-missing", cwd=clone)
-        assert set(re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr)) <= {"fingerprint", "report"}
+        assert set(re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr)) <= {"report"}
         assert (clone / "reports/index.html").read_bytes() == small.read("reports/index.html")
         heavy = _objects(small.path, {"download", "prepare", "train", "evaluate"}, under="data/")
         digests = _objects(small.path, {"prepare"}, under="data/digests")
@@ -826,7 +898,7 @@ def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_w
         out = dvc("repro", "--pull", "--allow-missing", cwd=clone)
         ran = set(re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr))
         assert ran == {
-            *("validate", "fingerprint", "train@ex1", "evaluate@ex1", "explain@ex1", "replicate@ex1-1"),
+            *("validate", "fingerprint@ex1", "train@ex1", "evaluate@ex1", "explain@ex1", "replicate@ex1-1"),
             *("aggregate", "judge", "report"),
         }, out.stdout
         arrays = _objects(small.path, {"prepare@mnist_raw"}, under="data/prepared")
