@@ -41,9 +41,16 @@ __all__ = [  # re-exported: what training reads lives in denselab.exercise, whic
 ]
 
 PARAMS_FILE = Path("params.yaml")
-# Beside params.yaml: the claims and the factorials they are tested on (only judge and report read them).
+# Beside params.yaml, validated with it: what DVC must not show as params (`dvc exp show` and `dvc params diff`
+# list every key of a params file), read by the stages that need it as plain dependencies. File -> its top-level
+# keys. The claims and the factorials they are tested on (judge and report); where the datasets come from, URLs
+# and sha256 (download); each exercise's description, per language (report).
 CLAIMS_FILE = "claims.yaml"
-CLAIMS_KEYS = ("factorials", "claims")
+SIDE_FILES = {
+    CLAIMS_FILE: ("factorials", "claims"),
+    "datasets.yaml": ("sources",),
+    "descriptions.yaml": ("descriptions",),
+}
 
 # What the code knows how to read; anything else is a typo (what it can build and train: denselab.exercise).
 DATASETS = ("mnist", "cifar10")
@@ -219,25 +226,32 @@ class Params:
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml and the claims.yaml beside it (if any); raise ParamsError naming the file
-    and the faulty key."""
+    """Read and validate params.yaml and the files beside it (`SIDE_FILES`; a missing one is empty); raise
+    ParamsError naming the file and the faulty key."""
     path = Path(path)
-    claims_path = path.with_name(CLAIMS_FILE)
-    data = _read_yaml(path)
-    claims = _read_yaml(claims_path) if claims_path.is_file() else {}
-    for where, found, allowed in ((path, data, None), (claims_path, claims, CLAIMS_KEYS)):
-        if not isinstance(found, dict):
-            raise ParamsError(f"{where}: expected a mapping of keys, got {_describe(found)}")
-        for key in found:
-            if allowed is None and key in CLAIMS_KEYS:
-                raise ParamsError(f"{where}: {key}: belongs in {CLAIMS_FILE}, beside it")
-            if allowed is not None and key not in allowed:
-                raise ParamsError(f"{where}: {key}: unknown key; allowed here: {', '.join(allowed)}")
+    found = {path: _read_yaml(path)}
+    for name in SIDE_FILES:
+        side = path.with_name(name)
+        found[side] = _read_yaml(side) if side.is_file() else {}
+    owner = {key: path.with_name(name) for name, keys in SIDE_FILES.items() for key in keys}
+    merged: dict[Any, Any] = {}
+    for where, data in found.items():
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ParamsError(f"{where}: expected a mapping of keys, got {_describe(data)}")
+        for key in data:
+            home = owner.get(key, path)
+            if home != where:
+                allowed = ", ".join(k for k, file in owner.items() if file == where)
+                hint = f"belongs in {home.name}, beside it" if key in owner or where == path else "unknown key"
+                raise ParamsError(f"{where}: {key}: {hint}" + (f"; allowed here: {allowed}" if where != path else ""))
+        merged |= data
     try:
-        return parse_params({**data, **(claims or {})})
+        return parse_params(merged)
     except ParamsError as exc:
-        where = claims_path if str(exc).split(".", 1)[0].split(":", 1)[0] in CLAIMS_KEYS else path
-        raise ParamsError(f"{where}: {exc}") from None
+        first = str(exc).split(".", 1)[0].split(":", 1)[0].split("[", 1)[0]
+        raise ParamsError(f"{owner.get(first, path)}: {exc}") from None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -254,11 +268,21 @@ def _read_yaml(path: Path) -> Any:
 def parse_params(data: Any) -> Params:
     """Validate an already-parsed params mapping, claims.yaml's keys included (the pure half of load_params)."""
     top = _Section(data, "")
-    datasets = top.mapping_of("datasets", _dataset_source)
-    for name in datasets:
-        _choice(name, f"datasets.{name}", DATASETS, what="dataset name")
+    # params.yaml lists the datasets (dvc.yaml runs a download per name); datasets.yaml says where each comes from.
+    names = top.unique_list("datasets", lambda value, key: _choice(value, key, DATASETS, what="dataset name"))
+    sources = top.mapping_of("sources", _dataset_source)
+    for name in sources:
+        _choice(name, f"sources.{name}", tuple(names), what="dataset (one of params.yaml's datasets)")
+    unsourced = [name for name in names if name not in sources]
+    if unsourced:
+        raise ParamsError(f"sources: missing {', '.join(unsourced)} (params.yaml's datasets list it): its url and sha256")
+    datasets = {name: sources[name] for name in names}
     inputs = top.mapping_of("inputs", lambda s: _input_variant(s, datasets))
     exercises = top.mapping_of("exercises", lambda s: _exercise(s, inputs))
+    descriptions = top.optional_mapping_of("descriptions", _description_of)
+    for name, text in descriptions.items():
+        _choice(name, f"descriptions.{name}", tuple(exercises), what="exercise")
+        exercises[name] = dataclasses.replace(exercises[name], description=text)
     seed = top.integer("seed", minimum=0)
     aspects = {name: settings(spec, inputs[spec.inputs]) for name, spec in exercises.items()}
     factorials = top.optional_mapping_of("factorials", lambda s: _factorial(s, aspects))
@@ -395,6 +419,11 @@ def _input_variant(s: _Section, datasets: Mapping[str, DatasetSource]) -> InputV
 
 
 def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
+    if "description" in s.data:
+        raise ParamsError(
+            f"{s.key('description')}: belongs in descriptions.yaml, beside params.yaml "
+            f"(descriptions: {{{s.name}: {{en: ..., vi: ...}}}}), so that `dvc exp show` does not list it"
+        )
     layers = tuple(_layer(item) for item in s.list_of("layers"))
     if layers[-1].units != NUM_CLASSES:
         raise ParamsError(
@@ -402,7 +431,7 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
             f"(one per class), got {layers[-1].units}"
         )
     exercise = Exercise(
-        description=_description(s),
+        description={},  # descriptions.yaml's (parse_params)
         inputs=s.choice("inputs", tuple(inputs), what="inputs (a key of inputs)"),
         layers=layers,
         optimizer=s.choice("optimizer", OPTIMIZERS),
@@ -425,7 +454,15 @@ def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
     return exercise
 
 
-def _description(s: _Section, key: str = "description") -> dict[str, str]:
+def _description_of(s: _Section) -> dict[str, str]:
+    """An exercise's entry of descriptions.yaml: one text per language of the report (`{en: ..., vi: ...}`)."""
+    found = {language: s.string(language) for language in LANGUAGES if language in s.data}
+    s.seen.update(LANGUAGES)  # every language may be given, none must
+    s.done()
+    return found
+
+
+def _description(s: _Section, key: str) -> dict[str, str]:
     """`description`: one text (English), or one per language of the report (`{en: ..., vi: ...}`)."""
     value = s.data.get(key)
     if value is None or isinstance(value, str):

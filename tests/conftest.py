@@ -16,8 +16,14 @@ REAL_MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 
 @pytest.fixture(scope="session")
 def params_data() -> dict:
-    """The project's params.yaml, with claims.yaml's keys, as plain data (tests deep-copy it before editing)."""
-    return yaml.safe_load((ROOT / "params.yaml").read_text()) | yaml.safe_load((ROOT / "claims.yaml").read_text())
+    """The project's params.yaml, with the keys of the files beside it, as plain data (tests deep-copy it before
+    editing)."""
+    from denselab.config import SIDE_FILES
+
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name in SIDE_FILES:
+        data |= yaml.safe_load((ROOT / name).read_text())
+    return data
 
 
 @pytest.fixture

@@ -47,16 +47,29 @@ def set_key(data: dict, dotted: str, value) -> None:
 
 
 def write_params(folder: Path, data: dict) -> None:
-    """params data (as the `params_data` fixture holds it) written as the project keeps it: claims.yaml's keys
-    in claims.yaml, the rest in params.yaml."""
+    """params data (as the `params_data` fixture holds it) written as the project keeps it: the keys of each file
+    beside params.yaml (`config.SIDE_FILES`) in that file, the rest in params.yaml."""
     import yaml
 
-    from denselab.config import CLAIMS_FILE, CLAIMS_KEYS
+    from denselab.config import SIDE_FILES
 
-    claims = {k: v for k, v in data.items() if k in CLAIMS_KEYS}
-    rest = {k: v for k, v in data.items() if k not in CLAIMS_KEYS}
-    (folder / "params.yaml").write_text(yaml.safe_dump(rest, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    (folder / CLAIMS_FILE).write_text(yaml.safe_dump(claims, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    def dump(part: dict, name: str) -> None:
+        (folder / name).write_text(yaml.safe_dump(part, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+    for name, keys in SIDE_FILES.items():
+        dump({k: v for k, v in data.items() if k in keys}, name)
+    dump({k: v for k, v in data.items() if not any(k in keys for keys in SIDE_FILES.values())}, "params.yaml")
+
+
+def copy_params(folder: Path) -> None:
+    """The project's params.yaml and the files beside it (`config.SIDE_FILES`), copied into `folder`."""
+    import shutil
+
+    from denselab.config import SIDE_FILES
+    from tests.conftest import ROOT
+
+    for name in ("params.yaml", *SIDE_FILES):
+        shutil.copy(ROOT / name, folder / name)
 
 
 def without_claims(data: dict) -> dict:

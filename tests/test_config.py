@@ -41,7 +41,10 @@ BAD = [
     (
         "studdy",
         {"seeds": [5]},
-        "studdy: unknown key; allowed here: claims, datasets, exercises, factorials, inputs, report, seed, study",
+        (
+            "studdy: unknown key; allowed here: claims, datasets, descriptions, exercises, factorials, inputs, report, seed, "
+            "sources, study; did you mean 'study'?"
+        ),
     ),
     ("extra", 1, "extra: unknown key"),
     ("exercises.ex2.epochs", "ten", "exercises.ex2.epochs: expected an integer >= 1, got str 'ten'"),
@@ -68,16 +71,16 @@ BAD = [
     ("exercises.ex2", "x", "exercises.ex2: expected a mapping"),
     ("inputs.mnist_raw.dataset", "mnits", "did you mean 'mnist'?"),
     ("inputs.mnist_raw.divide_by_255", "no", "inputs.mnist_raw.divide_by_255: expected true or false"),
-    ("datasets.mnist.sha256", "abc", "datasets.mnist.sha256: expected 64 hexadecimal digits"),
-    ("datasets.mnist.url", "ftp://x/mnist.npz", "datasets.mnist.url: expected an http(s):// or file:// URL"),
-    ("datasets.svhn", {"url": "https://x/y", "sha256": "0" * 64}, "datasets.svhn: unknown dataset name"),
+    ("sources.mnist.sha256", "abc", "sources.mnist.sha256: expected 64 hexadecimal digits"),
+    ("sources.mnist.url", "ftp://x/mnist.npz", "sources.mnist.url: expected an http(s):// or file:// URL"),
+    ("datasets", ["mnist", "svhn"], "datasets[1]: unknown dataset name 'svhn'"),
+    ("sources.svhn", {"url": "https://x/y", "sha256": "0" * 64}, "sources.svhn: unknown dataset"),
+    ("sources.cifar10", DELETE, "sources: missing cifar10 (params.yaml's datasets list it)"),
     ("report.language", "fr", "report.language: unknown language 'fr'; allowed: en, vi"),
-    (
-        "exercises.ex2.description",
-        {"en": "x", "fr": "y"},
-        "exercises.ex2.description.fr: unknown key; allowed here: en, vi",
-    ),
-    ("exercises.ex2.description", {"vi": 3}, "exercises.ex2.description.vi: expected a string, got int 3"),
+    ("descriptions.ex2", {"en": "x", "fr": "y"}, "descriptions.ex2.fr: unknown key; allowed here: en, vi"),
+    ("descriptions.ex2", {"vi": 3}, "descriptions.ex2.vi: expected a string, got int 3"),
+    ("descriptions.ex22", {"en": "x"}, "descriptions.ex22: unknown exercise 'ex22'; allowed: baseline"),
+    ("exercises.ex2.description", "x", "exercises.ex2.description: belongs in descriptions.yaml, beside params.yaml"),
     ("exercises.ex2.lab_test_accuracy", 97.98, "exercises.ex2.lab_test_accuracy: expected a number in [0, 1]"),
     (
         "exercises.ex2.precision",
@@ -317,14 +320,32 @@ def test_claims_live_in_claims_yaml_beside_params(tmp_path, params_copy):
         load_params(tmp_path / "params.yaml")
 
 
+def test_each_file_beside_params_holds_its_own_keys_and_its_mistakes_name_it(tmp_path, params_copy):
+    from tests.fixtures import write_params
+
+    params_copy["sources"]["mnist"]["sha256"] = "abc"
+    write_params(tmp_path, params_copy)
+    with pytest.raises(ParamsError, match=r"/datasets.yaml: sources.mnist.sha256: expected 64 hexadecimal digits"):
+        load_params(tmp_path / "params.yaml")
+    params_copy["sources"]["mnist"]["sha256"] = "0" * 64
+    params_copy["descriptions"]["ex2"]["fr"] = "y"
+    write_params(tmp_path, params_copy)
+    with pytest.raises(ParamsError, match=r"/descriptions.yaml: descriptions.ex2.fr: unknown key"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "datasets.yaml").write_text("sources: {}\ndescriptions: {}\n")
+    with pytest.raises(ParamsError, match=r"/datasets.yaml: descriptions: belongs in descriptions.yaml, beside it"):
+        load_params(tmp_path / "params.yaml")
+
+
 def test_claims_in_the_wrong_file_or_unknown_keys_are_refused(tmp_path, params_data):
     import yaml
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))  # claims and factorials in params.yaml
     with pytest.raises(ParamsError, match=r"params.yaml: claims: belongs in claims.yaml, beside it"):
         load_params(tmp_path / "params.yaml")
-    rest = {k: v for k, v in params_data.items() if k not in ("claims", "factorials")}
+    rest = {k: v for k, v in params_data.items() if k not in ("claims", "factorials", "sources", "descriptions")}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(rest))
+    (tmp_path / "datasets.yaml").write_text(yaml.safe_dump({"sources": params_data["sources"]}))
     (tmp_path / "claims.yaml").write_text("claims: {}\nclaimz: {}\n")
     with pytest.raises(ParamsError, match=r"claims.yaml: claimz: unknown key; allowed here: factorials, claims"):
         load_params(tmp_path / "params.yaml")

@@ -73,7 +73,7 @@ def test_corrupt_gzip_and_npz(tmp_path):
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="needs ../shared/datasets/mnist")
 def test_real_mnist_idx_files_decode_to_the_published_figures(params_data):
     paths = {name: REAL_MNIST / f"{name}.gz" for name in IDX_FILES}
-    arrays = mnist_from_idx(paths, params_data["datasets"]["mnist"]["idx_sha256"])
+    arrays = mnist_from_idx(paths, params_data["sources"]["mnist"]["idx_sha256"])
     assert arrays["x_train"].shape == (60000, 28, 28) and arrays["y_test"].shape == (10000,)
     assert np.bincount(arrays["y_test"]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert round(float(arrays["x_train"].mean()), 3) == 33.318

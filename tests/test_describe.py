@@ -9,7 +9,7 @@ import pytest
 
 from denselab.layout import DATASET_FIGURES, DATASET_SUMMARY, raw_file
 from stages import describe as D
-from tests.fixtures import cifar_arrays, mnist_arrays
+from tests.fixtures import cifar_arrays, copy_params, mnist_arrays
 
 
 def test_shapes_before_and_after_flattening_and_class_counts():
@@ -42,10 +42,9 @@ def test_main_writes_the_summary_and_every_figure_of_every_dataset(tmp_path, mon
     from PIL import Image
 
     from denselab import datasets
-    from tests.conftest import ROOT
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    copy_params(tmp_path)
     raw = tmp_path / "raw"
     raw.mkdir()
     np.savez(raw / raw_file("mnist"), **mnist_arrays(n_train=30, n_test=10))
@@ -71,10 +70,9 @@ def test_main_writes_the_summary_and_every_figure_of_every_dataset(tmp_path, mon
 
 
 def test_a_bad_download_stops_the_stage_and_keeps_the_previous_figures(tmp_path, monkeypatch, capsys):
-    from tests.conftest import ROOT
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    copy_params(tmp_path)
     (tmp_path / "raw").mkdir()
     arrays = mnist_arrays(n_train=30, n_test=10)
     np.savez(tmp_path / "raw" / raw_file("mnist"), **(arrays | {"y_train": arrays["y_train"][:5]}))  # cut short
@@ -92,7 +90,7 @@ def test_dvc_yaml_names_the_raw_files_as_describe_reads_them():
     from tests.conftest import ROOT
 
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["download"]["do"]["outs"] == ["${paths.raw}/" + raw_file("${key}")]
+    assert stages["download"]["do"]["outs"] == ["${paths.raw}/" + raw_file("${item}")]
     describe = stages["describe"]["do"]
     # Its own download, not the raw folder: a clone that lacks the downloads (a student's) leaves it alone.
-    assert describe["deps"][-1] == "${paths.raw}/" + raw_file("${key}") and "--raw ${paths.raw}/" in describe["cmd"]
+    assert describe["deps"][-1] == "${paths.raw}/" + raw_file("${item}") and "--raw ${paths.raw}/" in describe["cmd"]

@@ -131,7 +131,7 @@ def test_mirror_without_the_file(tmp_path):
 
 
 def _project(tmp_path: Path, params_data: dict, url: str, digest: str) -> Path:
-    params_data["datasets"]["mnist"].update(url=url, sha256=digest)
+    params_data["sources"]["mnist"].update(url=url, sha256=digest)
     parse_params(params_data)
     tmp_path.mkdir(parents=True, exist_ok=True)
     write_params(tmp_path, params_data)

@@ -10,6 +10,7 @@ import pytest
 from denselab.datasets import CLASS_NAMES
 from denselab.layout import EXERCISE_FIGURES
 from stages import explain as X
+from tests.fixtures import copy_params
 from tests.test_report import evidence_for
 
 DIGITS = CLASS_NAMES["mnist"]
@@ -173,10 +174,9 @@ def test_figure_labels_follow_the_language():
 
 def test_main_writes_the_numbers_and_the_figures(tmp_path, monkeypatch):
     from denselab.evaluation import write_evidence
-    from tests.conftest import ROOT
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    copy_params(tmp_path)
     prepared = tmp_path / "prepared"
     prepared.mkdir()
     y = np.arange(10).repeat(3).astype(np.uint8)

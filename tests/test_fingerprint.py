@@ -19,6 +19,7 @@ from denselab.exercise import TRAINING_KEYS
 from denselab.layout import PREPARED
 from stages import fingerprint as F
 from tests.conftest import ROOT
+from tests.fixtures import copy_params
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_fingerprint_reads_the_digest_never_an_array(tmp_path):
 
 def test_main_writes_the_exercise_fingerprint(prepared, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    copy_params(tmp_path)
     digest = _digest(prepared, tmp_path / "digests")
     out = tmp_path / "fingerprints" / "ex3.json"
     F.main(["--exercise", "ex3", "--prepared", "prepared/mnist_scaled", "--digest", str(digest), "--out", str(out)])

@@ -44,6 +44,8 @@ PROJECT_FILES = (
     "dvc.yaml",
     "params.yaml",
     "claims.yaml",
+    "datasets.yaml",
+    "descriptions.yaml",
     ".dvcignore",
     ".gitignore",
     ".dvc/config",
@@ -112,10 +114,13 @@ class Project:
         return set(json.loads(out.stdout))
 
     def params(self) -> dict:
-        """params.yaml with claims.yaml's keys, as one mapping (`set_params` splits it again)."""
-        return yaml.safe_load((self.path / "params.yaml").read_text()) | yaml.safe_load(
-            (self.path / "claims.yaml").read_text()
-        )
+        """params.yaml with the keys of the files beside it, as one mapping (`set_params` splits it again)."""
+        from denselab.config import SIDE_FILES
+
+        data = yaml.safe_load((self.path / "params.yaml").read_text())
+        for name in SIDE_FILES:
+            data |= yaml.safe_load((self.path / name).read_text()) or {}
+        return data
 
     def set_params(self, data: dict) -> None:
         write_params(self.path, data)
@@ -208,8 +213,8 @@ def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EX
     project = Project(path, mirror)
 
     def tiny(data):
-        data["datasets"]["mnist"]["sha256"] = sha256(mnist)
-        data["datasets"]["cifar10"]["sha256"] = sha256(cifar)
+        data["sources"]["mnist"]["sha256"] = sha256(mnist)
+        data["sources"]["cifar10"]["sha256"] = sha256(cifar)
         keep_exercises(data, exercises)
         for exercise in data["exercises"].values():
             exercise["epochs"] = 2
@@ -448,7 +453,12 @@ def test_the_model_settings_hold_only_what_the_train_stage_declares(project):
     """params.json beside a model: an edit of a key train does not list (a description, the lab's number) neither
     reruns train nor would change the file if it did."""
     settings = project.read("data/models/ex2/params.json")
-    project.edit(lambda d: d["exercises"]["ex2"].update(description="another text", lab_test_accuracy=0.5))
+
+    def edit(d):
+        d["descriptions"]["ex2"]["en"] = "another text"
+        d["exercises"]["ex2"]["lab_test_accuracy"] = 0.5
+
+    project.edit(edit)
     assert "train@ex2" not in project.status()
     ran, log = project.repro("--force", "--single-item", "train@ex2")
     assert ran == {"train@ex2"} and "Epoch 2/2" in log, log
@@ -629,7 +639,7 @@ BAD_PARAMS = [
     # tests/test_validate.py); these few show that `dvc repro` stops at validate with that message, touching nothing.
     ("exercises.ex2.epochs", "ten", "exercises.ex2.epochs: expected an integer >= 1, got str 'ten'"),
     # A misspelt top-level key: DVC tracks only the keys a stage lists, so validate depends on the whole file.
-    ("studdy", {"seeds": [5]}, "studdy: unknown key; allowed here: claims, datasets, exercises, factorials, inputs,"),
+    ("studdy", {"seeds": [5]}, "studdy: unknown key; allowed here: claims, datasets, descriptions, exercises,"),
     # Values that parse, but cannot train here: caught by validate before TensorFlow, with the figures.
     (
         "exercises.ex2.layers.0.units",
@@ -924,7 +934,8 @@ def test_workers_spread_the_study_and_a_collector_trains_nothing(tmp_path):
     project = make_project(tmp_path, study={"seeds": [1, 2], "exercises": ["ex1", "ex2"]}, exercises=("ex1", "ex2"))
 
     def mnist_only(d):
-        del d["inputs"]["cifar10_scaled"], d["datasets"]["cifar10"]
+        del d["inputs"]["cifar10_scaled"], d["sources"]["cifar10"]
+        d["datasets"].remove("cifar10")
 
     project.edit(mnist_only)
     project.run("dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote"))

@@ -389,7 +389,7 @@ def test_observations_follow_the_confusion_matrix(tmp_path, params_data, study_f
 
 @pytest.mark.parametrize("payload", ["<script>alert(1)</script>", '"onerror="alert(1)', "<img src=x onerror=alert(1)>"])
 def test_text_from_params_and_data_is_escaped(tmp_path, params_copy, study_files, monkeypatch, payload):
-    params_copy["exercises"]["ex2"]["description"] = payload
+    params_copy["descriptions"]["ex2"] = {"en": payload}
     soup = render(tmp_path, params_copy, study_files, class_names=(payload, *(str(i) for i in range(1, 10))))
     assert soup.select_one("section#ex-ex2 .description").get_text() == payload
     assert soup.select_one("section#ex-ex2 .per-class tbody td").get_text() == payload
@@ -442,8 +442,8 @@ def test_the_vietnamese_page_writes_everything_the_vietnamese_way(tmp_path, para
     """Descriptions in Vietnamese where params.yaml has them, decimal commas for every setting, no English word
     inside a sentence, and the per-class "Precision" apart from the numeric one."""
     params_copy["report"]["language"] = "vi"
-    params_copy["exercises"]["ex3"]["description"] = {"en": "In English", "vi": "Bằng tiếng Việt"}
-    params_copy["exercises"]["ex2"]["description"] = "Only in English"
+    params_copy["descriptions"]["ex3"] = {"en": "In English", "vi": "Bằng tiếng Việt"}
+    params_copy["descriptions"]["ex2"] = {"en": "Only in English"}
     soup = render(tmp_path, params_copy, study_files)
     assert soup.select_one("section#ex-ex3 .description").get_text() == "Bằng tiếng Việt"
     assert soup.select_one("section#ex-ex2 .description").get_text() == "Only in English"  # no other text to show
