@@ -194,6 +194,7 @@ def keep_exercises(data: dict, names: tuple[str, ...]) -> None:
         return (found | (cells(test["factorial"]) if "factorial" in test else set())) - {None}
 
     data["exercises"] = {name: spec for name, spec in data["exercises"].items() if name in names}
+    data["descriptions"] = {name: text for name, text in data["descriptions"].items() if name in names}
     data["claims"] = {k: c for k, c in data["claims"].items() if named(c) <= set(names)}
     data["factorials"] = {k: f for k, f in data["factorials"].items() if cells(k) <= set(names)}
 
@@ -307,8 +308,9 @@ def test_fresh_repro_runs_every_stage_once(project):
             "units.png",
         }
     assert json.loads(project.read("reports/datasets/mnist/summary.json"))["shapes"]["after"]["x_train"][1] == 784
-    # Training logs one line per epoch: no carriage-return progress bars.
+    # Training logs one line per epoch: no carriage-return progress bars, and none of TensorFlow's start-up lines.
     assert "\r" not in log and "Epoch 2/2" in log
+    assert "absl::InitializeLog" not in log and "oneDNN custom operations" not in log
 
 
 def test_second_repro_runs_nothing(project):
@@ -415,6 +417,20 @@ def test_a_students_edit_retrains_only_its_exercise_and_a_confounded_claim_is_no
         assert claims["claims"][name]["verdict"] == "not_tested", claims["claims"][name]
     assert 'data-verdict="not_tested"' in project.read("reports/index.html").decode()
     assert project.status() == set()
+
+
+def test_after_a_repro_and_plots_show_git_sees_only_results_to_commit(project):
+    """`git add -A` after a rerun and `dvc plots show` takes the edit, dvc.lock and the results Git keeps, never
+    a page to open, a marker or a cached output."""
+    project.edit(lambda d: d["exercises"]["ex2"].update(learning_rate=0.002))
+    project.repro()
+    project.run("dvc", "plots", "show")
+    assert (project.path / "dvc_plots/index.html").is_file()
+    changed = project.run("git", "status", "--porcelain", "--untracked-files=all").stdout.splitlines()
+    kept = re.compile(
+        r"^ M (params\.yaml|dvc\.lock|reports/(metrics|history|predictions)/ex2\.(json|csv)|reports/claims\.json)$"
+    )
+    assert changed and all(kept.match(line) for line in changed), changed
 
 
 def test_reverting_an_edit_restores_outputs_from_the_run_cache(project):
@@ -595,6 +611,20 @@ def test_input_scaling_edit_reuses_or_builds_the_arrays(small):
         "judge",
         "report",
     }, log
+
+
+@SHARING
+def test_one_mnist_exercise_needs_only_mnist(tmp_path):
+    """The README's quick path: one exercise from nothing, with a mirror that holds MNIST only. No CIFAR-10
+    stage is in its graph, so none runs and nothing asks for the file."""
+    project = make_project(tmp_path, study={"seeds": [1], "exercises": ["ex3"]}, exercises=("ex3", "ex5"))
+    (tmp_path / "mirror" / "cifar-10-python.tar.gz").unlink()
+    ran, log = project.repro("evaluate@ex3")
+    assert ran == {
+        *("sources", "validate", "download@mnist", "prepare@mnist_scaled"),
+        *("fingerprint@ex3", "train@ex3", "evaluate@ex3"),
+    }, log
+    assert json.loads(project.read("reports/metrics/ex3.json"))["test_accuracy"] >= 0
 
 
 @SHARING
