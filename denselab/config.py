@@ -275,7 +275,9 @@ def parse_params(data: Any) -> Params:
         _choice(name, f"sources.{name}", tuple(names), what="dataset (one of params.yaml's datasets)")
     unsourced = [name for name in names if name not in sources]
     if unsourced:
-        raise ParamsError(f"sources: missing {', '.join(unsourced)} (params.yaml's datasets list it): its url and sha256")
+        raise ParamsError(
+            f"sources: missing {', '.join(unsourced)} (params.yaml's datasets list it): its url and sha256"
+        )
     datasets = {name: sources[name] for name in names}
     inputs = top.mapping_of("inputs", lambda s: _input_variant(s, datasets))
     exercises = top.mapping_of("exercises", lambda s: _exercise(s, inputs))
