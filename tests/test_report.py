@@ -19,7 +19,7 @@ from denselab.config import parse_params
 from denselab.layout import exercise_file
 from stages import report as R
 from tests.conftest import ROOT
-from tests.fixtures import write_runs
+from tests.fixtures import copy_params, write_runs
 
 FOLDERS = ("metrics", "evaluation", "summary", "history", "figures")
 PAIRS = (("ex1", "ex2"), ("ex2", "ex3"))  # the lab's two one-change comparisons
@@ -499,7 +499,7 @@ def test_vietnamese_catalog_covers_every_message_once():
 @pytest.mark.e2e
 def test_report_main_never_imports_tensorflow(tmp_path, params_data, study_files):
     folders = write_results(tmp_path / "reports", params_data)
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    copy_params(tmp_path)
     args = [arg for k in (*FOLDERS, "datasets") for arg in (f"--{k}", str(folders[k]))]
     args += [
         "--study",
