@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,9 +91,9 @@ def bench_exercise(
     params["exercises"][exercise]["epochs"] = epochs
     if xla is not None:
         params["exercises"][exercise]["xla"] = xla
-    # No claims.yaml beside this copy: fewer epochs would break the factorials the claims are tested on, and
-    # training reads none of them.
+    # Beside this copy, the dataset sources only (validated with params.yaml): training reads no claim or description.
     (work / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(ROOT / "datasets.yaml", work / "datasets.yaml")
     loaded = load_params(work / "params.yaml")
     spec = loaded.exercises[exercise]
     dataset = loaded.inputs[spec.inputs].dataset

@@ -35,6 +35,7 @@ from denselab.config import (
     PairTest,
     Params,
     PlateauTest,
+    why_untestable,
 )
 from denselab.statistics import CONFIDENCE, describe, welch
 
@@ -78,18 +79,9 @@ def confounds_found(confounds: Sequence[Confound]) -> list[dict[str, Any]]:
 
 def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> list[str]:
     """Why a claim with a test was not tested, in English (judge's log; the report words it per language)."""
-    test = claim.test
     if entry.get("missing"):
         return [f"the study does not run {', '.join(entry['missing'])}"]
-    if isinstance(test, FactorTest):
-        return [c.sentence() for c in params.factorials[test.factorial].confounds]
-    if isinstance(test, PairTest):
-        return [c.sentence() for c in test.confounds]
-    if isinstance(test, PlateauTest) and test.too_short:
-        return [
-            f"{test.exercise}'s curve now ends at epoch {test.epochs}, the claim reads it after epoch {test.from_epoch}"
-        ]
-    return []
+    return why_untestable(claim.test, params)
 
 
 def missing_exercises(exercises: Sequence[str], runs: pd.DataFrame) -> list[str]:

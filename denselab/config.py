@@ -366,26 +366,34 @@ def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list
     return found
 
 
+def why_untestable(test: FactorTest | PairTest | PlateauTest | None, params: Params) -> list[str]:
+    """What valid params changed so that `test` no longer tests its claim, in English (empty: nothing): its
+    factorial's or its pair's confounds, or a plateau read after the curve's end."""
+    if isinstance(test, FactorTest):
+        return [confound.sentence() for confound in params.factorials[test.factorial].confounds]
+    if isinstance(test, PairTest):
+        return [confound.sentence() for confound in test.confounds]
+    if isinstance(test, PlateauTest) and test.too_short:
+        return [
+            f"{test.exercise}'s curve now ends at epoch {test.epochs}, the claim reads it after epoch {test.from_epoch}"
+        ]
+    return []
+
+
 def untestable(params: Params) -> list[str]:
-    """One line per comparison that valid params leave untestable (a factorial or a pair whose exercises now
-    differ in more, or other, than it names; a plateau after the curve's end), naming the claims it holds back.
-    validate prints them as warnings; judge gives those claims the verdict "not tested"."""
+    """One line per comparison that valid params leave untestable (`why_untestable`), naming the claims it holds
+    back: one per factorial, one per pair or plateau claim. validate prints them as warnings; judge gives those
+    claims the verdict "not tested"."""
     lines = []
     for name, factorial in params.factorials.items():
         if factorial.confounds:
             resting = [c for c, claim in params.claims.items() if getattr(claim.test, "factorial", None) == name]
-            why = "; ".join(confound.sentence() for confound in factorial.confounds)
-            lines.append(f"{CLAIMS_FILE}: factorials.{name}: {why}: {_held_back(resting)}")
+            said = "; ".join(confound.sentence() for confound in factorial.confounds)
+            lines.append(f"{CLAIMS_FILE}: factorials.{name}: {said}: {_held_back(resting)}")
     for name, claim in params.claims.items():
-        test = claim.test
-        if isinstance(test, PairTest) and test.confounds:
-            why = "; ".join(confound.sentence() for confound in test.confounds)
-            lines.append(f"{CLAIMS_FILE}: claims.{name}.test: {why}: {_held_back([name])}")
-        elif isinstance(test, PlateauTest) and test.too_short:
-            lines.append(
-                f"{CLAIMS_FILE}: claims.{name}.test: {test.exercise}'s curve now ends at epoch {test.epochs}, the claim "
-                f"reads it after epoch {test.from_epoch}: {_held_back([name])}"
-            )
+        why = why_untestable(claim.test, params) if not isinstance(claim.test, FactorTest) else []
+        if why:
+            lines.append(f"{CLAIMS_FILE}: claims.{name}.test: {'; '.join(why)}: {_held_back([name])}")
     return lines
 
 

@@ -6,9 +6,8 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.fixtures import LoopbackServer
+from tests.fixtures import LoopbackServer, read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -18,12 +17,7 @@ REAL_MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 def params_data() -> dict:
     """The project's params.yaml, with the keys of the files beside it, as plain data (tests deep-copy it before
     editing)."""
-    from denselab.config import SIDE_FILES
-
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name in SIDE_FILES:
-        data |= yaml.safe_load((ROOT / name).read_text())
-    return data
+    return read_params(ROOT)
 
 
 @pytest.fixture

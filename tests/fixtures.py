@@ -61,6 +61,18 @@ def write_params(folder: Path, data: dict) -> None:
     dump({k: v for k, v in data.items() if not any(k in keys for keys in SIDE_FILES.values())}, "params.yaml")
 
 
+def read_params(folder: Path) -> dict:
+    """params.yaml in `folder` with the keys of the files beside it, as one mapping (`write_params` splits it)."""
+    import yaml
+
+    from denselab.config import SIDE_FILES
+
+    data = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
+    for name in SIDE_FILES:
+        data |= yaml.safe_load((folder / name).read_text(encoding="utf-8")) or {}
+    return data
+
+
 def copy_params(folder: Path) -> None:
     """The project's params.yaml and the files beside it (`config.SIDE_FILES`), copied into `folder`."""
     import shutil

@@ -27,6 +27,7 @@ from tests.conftest import ROOT
 from tests.fixtures import (
     cifar_arrays,
     mnist_arrays,
+    read_params,
     set_key,
     sha256,
     write_cifar_tar,
@@ -115,12 +116,7 @@ class Project:
 
     def params(self) -> dict:
         """params.yaml with the keys of the files beside it, as one mapping (`set_params` splits it again)."""
-        from denselab.config import SIDE_FILES
-
-        data = yaml.safe_load((self.path / "params.yaml").read_text())
-        for name in SIDE_FILES:
-            data |= yaml.safe_load((self.path / name).read_text()) or {}
-        return data
+        return read_params(self.path)
 
     def set_params(self, data: dict) -> None:
         write_params(self.path, data)
