@@ -59,10 +59,12 @@ class Project:
         self.env.pop("PYTHONPATH", None)
         self.first_run: tuple[set[str], str] = (set(), "")  # what the build from nothing ran, and its log
 
-    def run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, cwd: Path | None = None, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "dvc", *args[1:]] if args[0] == "dvc" else list(args)
         out = subprocess.run(
-            cmd, check=False, cwd=cwd or self.path, env=self.env, capture_output=True, text=True, timeout=900
+            cmd, check=False, cwd=cwd or self.path, env=env or self.env, capture_output=True, text=True, timeout=900
         )
         if check and out.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
@@ -214,6 +216,9 @@ def as_built(built: Project) -> Project:
     (built.path / ".git/index").unlink()
     built.run("git", "reset", "-q", "--hard", "built")
     built.run("git", "clean", "-q", "-f", "-d")
+    # A test's local DVC settings (a key for its class remote, which the reset removed from .dvc/config) go too:
+    # DVC refuses a config.local that sets a remote no config names.
+    (built.path / ".dvc" / "config.local").unlink(missing_ok=True)
     # The run-cache as the build left it: a run another test trained is not there to be restored.
     shutil.rmtree(built.path / RUN_CACHE)
     shutil.copytree(built.path.parent / "built-runs", built.path / RUN_CACHE)
