@@ -61,7 +61,8 @@ def test_the_filter_passes_on_every_other_line_written_to_stderr(capfd):
 
 
 ENTRY_POINTS = sorted(
-    [f"stages.{p.stem}" for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__"] + ["denselab.access"]
+    [f"stages.{p.stem}" for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__"]
+    + ["denselab.access", "denselab.pull"]
 )
 
 
