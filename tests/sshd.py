@@ -21,6 +21,8 @@ SFTP_SERVER = next(
     "/usr/lib/openssh/sftp-server",
 )
 
+SETTINGS_MARK = "# settings of the test\n"  # below it in sshd_config: the lines a test chose (`configure`)
+
 
 @dataclass
 class SshServer:
@@ -54,6 +56,14 @@ class SshServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def configure(self, settings: str) -> None:
+        """Restart the server, on the same port, with `settings` (sshd_config lines) in place of the ones it had."""
+        config = self.home / "sshd_config"
+        base = config.read_text().split(SETTINGS_MARK)[0]
+        config.write_text(f"{base}{SETTINGS_MARK}{settings}")
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         """Stop the server as a crash would: the listener and every open session, at once (SIGKILL)."""
@@ -97,8 +107,9 @@ def _keygen(path: Path, comment: str) -> str:
 
 
 @contextmanager
-def ssh_server(folder: Path) -> Iterator[SshServer]:
-    """Start sshd on a free loopback port with keys made in `folder`; stop it on exit."""
+def ssh_server(folder: Path, settings: str = "") -> Iterator[SshServer]:
+    """Start sshd on a free loopback port with keys made in `folder`, and `settings` (sshd_config lines) added to
+    its configuration; stop it on exit."""
     folder.mkdir(parents=True, exist_ok=True)
     host = _keygen(folder / "host_key", "denselab test host")
     teacher = _keygen(folder / "teacher", "teacher")
@@ -114,7 +125,7 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\nPidFile {folder / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
-        f"Subsystem sftp {SFTP_SERVER}\nLogLevel VERBOSE\n"
+        f"Subsystem sftp {SFTP_SERVER}\nLogLevel VERBOSE\n{SETTINGS_MARK}{settings}"
     )
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation folder
@@ -128,3 +139,15 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def pending_handshakes(server: SshServer, count: int) -> Iterator[list[socket.socket]]:
+    """`count` clients that connect and never begin their handshake: sshd counts each as pending until it
+    closes (on leaving the block, or at the server's LoginGraceTime), as it would a student's slow one."""
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(count)]
+    try:
+        yield held
+    finally:
+        for connection in held:
+            connection.close()

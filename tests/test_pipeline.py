@@ -23,6 +23,7 @@ import yaml
 
 from denselab.exercise import TRAINING_KEYS
 from denselab.layout import run_file
+from tests.classroom import FETCH, RECOMMENDED_SSHD, REPORT, STUDENT_PULL, Classroom, cache_intact, sha256
 from tests.fixtures import (
     set_key,
 )
@@ -35,7 +36,7 @@ from tests.project import (
     make_project,
     wait_for,
 )
-from tests.sshd import SSHD, ssh_server
+from tests.sshd import SSHD, pending_handshakes, ssh_server
 
 # Every test here runs dvc on a copy of the project. pytest-xdist runs each group on one worker, beside the other
 # groups: each worker builds the tiny project once (the `built` fixture) for the tests of its group.
@@ -664,16 +665,14 @@ def _cached(project: Path) -> set[str]:
     return {p.parent.name + p.name for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
 
 
-# What a student fetches to read the report and rerun an edited exercise: the report and everything it is made of
-# (README, "A class on one lab server"); the arrays an edited exercise trains on come with its rerun.
-STUDENT_PULL = ("report", "explain", "describe", "aggregate", "judge", "replicate")
-
-
-@SHARING
-@pytest.mark.skipif(
+NEEDS_SSHD = pytest.mark.skipif(
     not Path(SSHD).is_file() and not os.environ.get("DENSELAB_REQUIRE_SSHD"),
     reason="Debian's openssh-server is not installed (.ci/run installs it)",
 )
+
+
+@SHARING
+@NEEDS_SSHD
 def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_write(small, tmp_path):
     """A real sshd on loopback holds the class's cache. The teacher pushes what the pipeline built; a student's
     clone, with a read-only key, fetches the report and what it is made of, nothing else; an edit of a studied
@@ -754,6 +753,65 @@ def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_w
         refused = dvc("push", cwd=clone, check=False)
         assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr
         assert _cache_checksums(storage) == before
+
+
+@SHARING
+@NEEDS_SSHD
+def test_a_class_fetching_at_once_gets_every_report_through_dropped_connections(small, tmp_path):
+    """Eight students fetch the report at the same moment from a server that drops new connections once three
+    handshakes are pending, while three other clients sit in theirs. Without retries every fetch fails, leaving
+    no report and a cache of whole objects only; with the README's fetch, every student retries, saying so, and
+    ends with the teacher's report once the three are gone."""
+    with ssh_server(tmp_path / "server", "MaxStartups 3\nLoginGraceTime 120\n") as server:
+        classroom = Classroom(small, server, tmp_path / "class")
+        clones = [classroom.enrol(f"no-retry-{i}") for i in range(8)]
+        with pending_handshakes(server, 3):
+            results = classroom.fetch_all(clones, (*FETCH, "--retries", "0"))
+        assert all(r.returncode == 2 and r.report is None for r in results), results
+        assert all("Connection" in r.error and "the DVC remote 'class'" in r.error for r in results), results
+        assert all(cache_intact(clone) for clone in clones)
+
+        clones = [classroom.enrol(f"student-{i}") for i in range(8)]
+        with pending_handshakes(server, 3):
+            procs = [classroom.start(clone) for clone in clones]
+            for proc in procs:  # every student has been dropped once, and is waiting to try again
+                wait_for(proc, r"dropped the connection .*; retry 1 of 5 in \d+ s", timeout=300)
+        results = [classroom.finish(clone, proc) for clone, proc in zip(clones, procs, strict=True)]
+    assert all(r.ok and r.report == sha256(small.path / REPORT) for r in results), results
+    assert all(r.retries >= 1 for r in results)
+
+
+@SHARING
+@NEEDS_SSHD
+def test_a_push_while_students_fetch_leaves_each_with_one_commits_report_whole(small, tmp_path):
+    """The teacher pushes new results (ex2 retrained at another learning rate) while students fetch. A student
+    whose clone is at the old commit ends with the old report, one at the new commit (cloned, or pulled with Git,
+    during the push) with the new one: each report whole and the one its commit names, never a mix."""
+    with ssh_server(tmp_path / "server", RECOMMENDED_SSHD) as server:
+        classroom = Classroom(small, server, tmp_path / "class")
+        old = small.run("git", "rev-parse", "HEAD").stdout.strip()
+        reports = {old: sha256(small.path / REPORT)}
+        returning = classroom.enrol("returning")  # fetched the old results yesterday; pulls with Git today
+        assert classroom.finish(returning, classroom.start(returning)).ok
+
+        small.edit(lambda data: set_key(data, "exercises.ex2.learning_rate", 0.003))
+        small.repro()
+        small.commit("ex2 at learning rate 0.003")
+        new = small.run("git", "rev-parse", "HEAD").stdout.strip()
+        reports[new] = sha256(small.path / REPORT)
+        assert reports[new] != reports[old]
+
+        early = [classroom.enrol(f"early-{i}") for i in range(4)]  # cloned before the teacher's push
+        procs = [classroom.start(clone) for clone in early]
+        classroom.publish()  # `dvc push --run-cache`, then `git push`, while the early ones fetch
+        late = [classroom.enrol(f"late-{i}") for i in range(3)]
+        small.run("git", "pull", "-q", cwd=returning)
+        procs += [classroom.start(clone) for clone in [*late, returning]]
+        results = [classroom.finish(c, p) for c, p in zip([*early, *late, returning], procs, strict=True)]
+    assert all(r.ok for r in results), results
+    assert [r.commit for r in results] == [old] * 4 + [new] * 4
+    assert all(r.report == reports[r.commit] for r in results), results
+    assert all(cache_intact(clone) for clone in [*early, *late, returning])
 
 
 @pytest.mark.xdist_group("pipeline-workers")  # a project of its own
