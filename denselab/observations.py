@@ -2,7 +2,7 @@
 
 An observation is an English message (its gettext id, marked with `N_` where it is written) and its values,
 already formatted in the page's language; the template translates the message and fills it in. Nothing here
-reads a file or renders: `stages/report.py` loads, calls these, and renders.
+reads a file or renders: `stages/report.py` loads, `denselab/page.py` calls these and renders.
 """
 
 from __future__ import annotations

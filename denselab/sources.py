@@ -16,7 +16,7 @@ PACKAGES = ("stages", "denselab")
 # What a module reads as it runs besides code (i18n.CATALOGS, i18n.TEMPLATES; not imported from there, so that
 # the stages that import this module do not run i18n): a stage that runs the module runs these files too. A
 # folder here costs its stages nothing at a no-op `dvc repro`, where a folder dependency per stage would.
-DATA = {"denselab/i18n.py": "denselab/templates/messages", "stages/report.py": "denselab/templates"}
+DATA = {"denselab/i18n.py": "denselab/templates/messages", "denselab/page.py": "denselab/templates"}
 
 
 def local_imports(source: str) -> set[str]:

@@ -194,7 +194,7 @@ def render(
 ) -> BeautifulSoup:
     params = parse_params(params_data)
     folders = write_results(tmp_path, params_data, matrices, class_names)
-    results = R.load_results(params, folders)
+    results = R.load_results(R.exercise_files(params, folders))
     study = R.load_study(params, *study_files)
     datasets = R.load_datasets(params, folders["datasets"])
     claims = R.load_claims(params, *claims_of(study_files))
@@ -529,7 +529,7 @@ def test_missing_results_name_the_file(tmp_path, params_data):
     folders = write_results(tmp_path, params_data)
     (folders["metrics"] / "ex2.json").unlink()
     with pytest.raises(R.StageError, match=r"ex2: missing .*metrics/ex2.json; run `dvc repro`"):
-        R.load_results(parse_params(params_data), folders)
+        R.load_results(R.exercise_files(parse_params(params_data), folders))
 
 
 # --- a real browser ----------------------------------------------------------------------------

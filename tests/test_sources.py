@@ -96,5 +96,5 @@ def test_the_data_folders_are_where_i18n_reads_them():
 
     assert DATA == {
         "denselab/i18n.py": CATALOGS.relative_to(ROOT).as_posix(),
-        "stages/report.py": TEMPLATES.relative_to(ROOT).as_posix(),
+        "denselab/page.py": TEMPLATES.relative_to(ROOT).as_posix(),
     }
