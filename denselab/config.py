@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import yaml
 
-from denselab.claim_tests import KINDS, ClaimTest
 from denselab.cli import ParamsError
 from denselab.exercise import (
     ACTIVATIONS,
@@ -150,12 +149,61 @@ class Factorial:
 
 
 @dataclass(frozen=True)
+class FactorTest:
+    """A claim that one value of an aspect of a factorial does better than the other."""
+
+    factorial: str
+    aspect: str  # the factorial's `rows` or `columns`
+    better: str  # the value the claim says does better (as `level_text` writes it)
+
+    def exercises(self, params: Params) -> tuple[str, ...]:
+        return params.factorials[self.factorial].exercises()
+
+
+@dataclass(frozen=True)
+class PairTest:
+    """A claim that exercise `better` does better than `than`; they differ in exactly `aspects`."""
+
+    better: str
+    than: str
+    aspects: tuple[str, ...]
+    confounds: tuple[Confound, ...] = ()  # they no longer differ in exactly `aspects`: not testable
+
+    def exercises(self, params: Params) -> tuple[str, ...]:
+        return (self.than, self.better)
+
+
+@dataclass(frozen=True)
+class PlateauTest:
+    """A claim that a validation curve stops improving from an epoch: across the exercise's runs, it gains less
+    than `margin` from `from_epoch` to the last epoch."""
+
+    exercise: str
+    metric: str  # one of PLATEAU_METRICS
+    from_epoch: int
+    margin: float
+    epochs: int = 0  # how many the exercise trains: a curve that ends by `from_epoch` cannot test the claim
+
+    @property
+    def too_short(self) -> bool:
+        """The exercise's curve ends by `from_epoch`: nothing after it to test."""
+        return self.epochs <= self.from_epoch
+
+    def exercises(self, params: Params) -> tuple[str, ...]:
+        return (self.exercise,)
+
+
+# The curves a plateau claim can read, and whether higher is better on each.
+PLATEAU_METRICS = {"val_accuracy": True, "val_loss": False}
+
+
+@dataclass(frozen=True)
 class Claim:
     """One conclusion, as its author wrote it, and the controlled comparison that tests it."""
 
     exercise: str | None  # the lab's exercise whose comments draw it; None: DenseLab's own explanation
     text: Mapping[str, str]  # language -> the claim (vi: the lab's own words)
-    test: ClaimTest | None
+    test: FactorTest | PairTest | PlateauTest | None
     untested: Mapping[str, str]  # language -> why nothing tests it here, and what would (when test is None)
 
     def said(self, language: str) -> str:
@@ -318,9 +366,18 @@ def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list
     return found
 
 
-def why_untestable(test: ClaimTest | None, params: Params) -> list[str]:
-    """What valid params changed so that `test` no longer tests its claim, in English (empty: nothing)."""
-    return test.why_untestable(params) if test is not None else []
+def why_untestable(test: FactorTest | PairTest | PlateauTest | None, params: Params) -> list[str]:
+    """What valid params changed so that `test` no longer tests its claim, in English (empty: nothing): its
+    factorial's or its pair's confounds, or a plateau read after the curve's end."""
+    if isinstance(test, FactorTest):
+        return [confound.sentence() for confound in params.factorials[test.factorial].confounds]
+    if isinstance(test, PairTest):
+        return [confound.sentence() for confound in test.confounds]
+    if isinstance(test, PlateauTest) and test.too_short:
+        return [
+            f"{test.exercise}'s curve now ends at epoch {test.epochs}, the claim reads it after epoch {test.from_epoch}"
+        ]
+    return []
 
 
 def untestable(params: Params) -> list[str]:
@@ -334,7 +391,7 @@ def untestable(params: Params) -> list[str]:
             said = "; ".join(confound.sentence() for confound in factorial.confounds)
             lines.append(f"{CLAIMS_FILE}: factorials.{name}: {said}: {_held_back(resting)}")
     for name, claim in params.claims.items():
-        why = why_untestable(claim.test, params) if claim.test is not None and claim.test.OWN_WARNING else []
+        why = why_untestable(claim.test, params) if not isinstance(claim.test, FactorTest) else []
         if why:
             lines.append(f"{CLAIMS_FILE}: claims.{name}.test: {'; '.join(why)}: {_held_back([name])}")
     return lines
@@ -496,7 +553,7 @@ def _claim(
     text = _description(s, "text")
     if not text:
         raise ParamsError(f"{s.key('text')}: missing (the claim in the lab's words, vi, and in English, en)")
-    test: ClaimTest | None = None
+    test: FactorTest | PairTest | PlateauTest | None = None
     untested: dict[str, str] = {}
     if s.data.get("test") is None:
         s.seen.add("test")
@@ -514,12 +571,39 @@ def _claim_test(
     exercises: Mapping[str, Exercise],
     aspects: Mapping[str, Mapping[str, Any]],
     factorials: Mapping[str, Factorial],
-) -> ClaimTest:
-    kinds = [kind for kind in KINDS if kind.KEY in s.data]
-    if len(kinds) != 1:
-        shapes = [kind.SHAPE for kind in KINDS]
-        raise ParamsError(f"{s.path}: expected one kind of test: {', '.join(shapes[:-1])} or {shapes[-1]}")
-    test = kinds[0].parse(s, exercises, aspects, factorials)
+) -> FactorTest | PairTest | PlateauTest:
+    if len([k for k in ("factorial", "than", "plateau") if k in s.data]) != 1:
+        raise ParamsError(
+            f"{s.path}: expected one kind of test: {{factorial, aspect, better}}, {{better, than, aspects}} or "
+            "{plateau, metric, from_epoch, margin}"
+        )
+    test: FactorTest | PairTest | PlateauTest
+    if "factorial" in s.data:
+        name = s.choice("factorial", tuple(factorials), what="factorial (a key of factorials)")
+        factorial = factorials[name]
+        aspect = s.choice("aspect", (factorial.rows, factorial.columns), what=f"aspect of factorial {name}")
+        levels = factorial.row_levels if aspect == factorial.rows else factorial.column_levels
+        if factorial.confounds:  # its cells no longer hold one value each: the claim is not tested, only read
+            better = s.string("better")
+        else:
+            better = s.choice("better", levels, what=f"{aspect} value")
+        test = FactorTest(factorial=name, aspect=aspect, better=better)
+    elif "than" in s.data:
+        better = s.choice("better", tuple(exercises), what="exercise")
+        than = s.choice("than", tuple(exercises), what="exercise")
+        named = s.unique_list("aspects", lambda value, key: _choice(value, key, ASPECTS, "aspect"))
+        changed = differences(aspects[than], aspects[better])
+        confounds = () if sorted(changed) == sorted(named) else (Confound(than, better, tuple(named), tuple(changed)),)
+        test = PairTest(better=better, than=than, aspects=tuple(named), confounds=confounds)
+    else:
+        exercise = s.choice("plateau", tuple(exercises), what="exercise")
+        test = PlateauTest(
+            exercise=exercise,
+            metric=s.choice("metric", tuple(PLATEAU_METRICS), what="curve"),
+            from_epoch=s.integer("from_epoch", minimum=1),
+            margin=s.number("margin", low=0.0, low_open=True),
+            epochs=exercises[exercise].epochs,
+        )
     s.done()
     return test
 
