@@ -286,6 +286,9 @@ ASPECTS = {
 }
 
 
+# The level of every interval the page gives (statistics.CONFIDENCE), as its messages write it: "95".
+SHOWN_CONFIDENCE = {"confidence": f"{CONFIDENCE * 100:g}"}
+
 # The words `config.settings` writes into a setting's value (an input scaling, a missing activation).
 SETTING_WORDS = {"raw": N_("raw"), "none": N_("none")}
 
@@ -338,6 +341,7 @@ def single_comparison(
 def study_comparison(a: str, b: str, test: Mapping[str, Any], n_a: int, n_b: int, lang: Language) -> Observation:
     """The Welch test of a one-setting comparison, in words: a real difference, or within noise."""
     values: dict[str, Any] = {"a": a, "b": b, "n_a": n_a, "n_b": n_b, "signed": lang.points(test["difference"])}
+    values.update(SHOWN_CONFIDENCE)
     if test["p_value"] is None:
         return Observation(
             N_(
@@ -355,17 +359,17 @@ def study_comparison(a: str, b: str, test: Mapping[str, Any], n_a: int, n_b: int
     )
     if test["p_value"] >= 1 - CONFIDENCE:
         message = N_(
-            "Over %(n_a)s and %(n_b)s runs, %(b)s differs from %(a)s by %(signed)s points (95%% interval %(low)s to "
+            "Over %(n_a)s and %(n_b)s runs, %(b)s differs from %(a)s by %(signed)s points (%(confidence)s%% interval %(low)s to "
             "%(high)s; Welch's t-test p %(p)s): within run-to-run noise, so single runs cannot tell them apart."
         )
     elif test["difference"] > 0:
         message = N_(
-            "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points above %(a)s (95%% interval %(low)s to "
+            "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points above %(a)s (%(confidence)s%% interval %(low)s to "
             "%(high)s; Welch's t-test p %(p)s): a real difference, not run-to-run noise."
         )
     else:
         message = N_(
-            "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points below %(a)s (95%% interval %(low)s to "
+            "Over %(n_a)s and %(n_b)s runs, %(b)s is %(diff)s ± %(half)s points below %(a)s (%(confidence)s%% interval %(low)s to "
             "%(high)s; Welch's t-test p %(p)s): a real difference, not run-to-run noise."
         )
     return Observation(message, values)
@@ -426,8 +430,9 @@ VERDICT_WORDS = {
 
 
 def _interval(test: Mapping[str, Any], lang: Language) -> dict[str, str]:
-    """A test's difference (points), its 95% interval and its adjusted p, as the page writes them."""
+    """A test's difference (points), its interval and its adjusted p, as the page writes them."""
     return {
+        **SHOWN_CONFIDENCE,
         "diff": lang.points(test["difference"]),
         "low": lang.points(test.get("ci95_low")),
         "high": lang.points(test.get("ci95_high")),
@@ -449,20 +454,22 @@ def factor_evidence(found: Mapping[str, Any], aspect: str, lang: Language) -> li
         Observation(
             N_(
                 "Averaged over both values of the %(other)s, %(better)s instead of %(worse)s (%(aspect)s) changes "
-                "test accuracy by %(diff)s points (95%% interval %(low)s to %(high)s; adjusted p %(p)s)."
+                "test accuracy by %(diff)s points (%(confidence)s%% interval %(low)s to %(high)s; adjusted p %(p)s)."
             ),
             {**words, **_interval(found["effect"], lang)},
         ),
         *(
             Observation(
-                N_("With %(other)s %(at)s: %(diff)s points (95%% interval %(low)s to %(high)s; adjusted p %(p)s)."),
+                N_(
+                    "With %(other)s %(at)s: %(diff)s points (%(confidence)s%% interval %(low)s to %(high)s; adjusted p %(p)s)."
+                ),
                 values,
             )
             for values in found_at
         ),
         Observation(
             N_(
-                "Interaction (how much the effect changes with the %(other)s): %(diff)s points (95%% interval "
+                "Interaction (how much the effect changes with the %(other)s): %(diff)s points (%(confidence)s%% interval "
                 "%(low)s to %(high)s; adjusted p %(p)s)."
             ),
             {**words, **_interval(found["interaction"], lang)},
@@ -518,7 +525,7 @@ def pair_evidence(
         Observation(
             N_(
                 "%(better)s minus %(than)s (they differ only in: %(aspects)s), over %(n_b)s and %(n_a)s runs: "
-                "%(diff)s points (95%% interval %(low)s to %(high)s; adjusted p %(p)s)."
+                "%(diff)s points (%(confidence)s%% interval %(low)s to %(high)s; adjusted p %(p)s)."
             ),
             values,
         )
@@ -540,16 +547,17 @@ def plateau_evidence(
         "high": show(test.get("ci95_high")),
         "margin": show(test["margin"]),
         "p": lang.p_value(test.get("p_adjusted")),
+        **SHOWN_CONFIDENCE,
     }
     message = (
         N_(
             "Over %(n)s runs of %(exercise)s, validation accuracy gained %(gain)s points from epoch %(epoch)s to the "
-            "last (95%% interval %(low)s to %(high)s), against a margin of %(margin)s (adjusted p %(p)s)."
+            "last (%(confidence)s%% interval %(low)s to %(high)s), against a margin of %(margin)s (adjusted p %(p)s)."
         )
         if metric == "val_accuracy"
         else N_(
             "Over %(n)s runs of %(exercise)s, validation loss fell by %(gain)s from epoch %(epoch)s to the last "
-            "(95%% interval %(low)s to %(high)s), against a margin of %(margin)s (adjusted p %(p)s)."
+            "(%(confidence)s%% interval %(low)s to %(high)s), against a margin of %(margin)s (adjusted p %(p)s)."
         )
     )
     return [Observation(message, values)]

@@ -3,6 +3,8 @@ Vietnamese."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from denselab import observations as O
@@ -182,3 +184,24 @@ def test_units_comparison_only_where_the_first_hidden_layer_says_something():
     linear = {"units": [{"hidden": True, "dead": None, "stuck": None, "median_abs": 3.0}]}
     assert O.units_comparison("a", "b", linear, linear, EN) is None
     assert O.units_comparison("a", "b", {"units": []}, alive, EN) is None
+
+
+def test_every_interval_a_sentence_gives_takes_its_level_from_statistics():
+    """The messages name the intervals' level by a placeholder, filled from statistics.CONFIDENCE; none restates it."""
+    import ast
+
+    from denselab import observations
+    from denselab.statistics import CONFIDENCE
+
+    source = Path(observations.__file__).read_text(encoding="utf-8")
+    messages = [
+        node.args[0].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "N_"
+        and isinstance(node.args[0], ast.Constant)
+    ]
+    with_interval = [m for m in messages if "interval" in m]
+    assert len(with_interval) == 9
+    assert all("%(confidence)s%% interval" in m for m in with_interval)
+    assert observations.SHOWN_CONFIDENCE == {"confidence": f"{CONFIDENCE * 100:g}"} == {"confidence": "95"}
