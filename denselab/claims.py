@@ -26,18 +26,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from denselab.config import (
-    PLATEAU_METRICS,
-    Claim,
-    Confound,
-    Factorial,
-    FactorTest,
-    PairTest,
-    Params,
-    PlateauTest,
-    why_untestable,
-)
-from denselab.statistics import CONFIDENCE, describe, welch
+from denselab.claim_tests import PLATEAU_METRICS, FactorTest, PlateauTest
+from denselab.config import Claim, Confound, Factorial, Params
+from denselab.statistics import CONFIDENCE, describe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,7 +72,7 @@ def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> 
     """Why a claim with a test was not tested, in English (judge's log; the report words it per language)."""
     if entry.get("missing"):
         return [f"the study does not run {', '.join(entry['missing'])}"]
-    return why_untestable(claim.test, params)
+    return claim.test.why_untestable(params) if claim.test else []
 
 
 def missing_exercises(exercises: Sequence[str], runs: pd.DataFrame) -> list[str]:
@@ -183,7 +174,7 @@ def _tests_in(found: Mapping[str, Any]) -> list[dict[str, Any]]:
     for factorial in found["factorials"].values():
         tests.extend(factorial.get("effects", {}).values())
     for claim in found["claims"].values():
-        if claim["kind"] in ("pair", "plateau") and "test" in claim:
+        if "test" in claim:  # a factorial claim's tests are its factorial's effects
             tests.append(claim["test"])
     return [t for t in tests if t.get("p_value") is not None]
 
@@ -244,7 +235,9 @@ def factor_verdict(test: FactorTest, factorial: Factorial, effects: Mapping[str,
     return found | {"verdict": verdict, "holds_at": holds_at, "against_at": against_at}
 
 
-def _signed_verdict(test: Mapping[str, Any], better_if_positive: bool = True) -> str:
+def signed_verdict(test: Mapping[str, Any], better_if_positive: bool = True) -> str:
+    """A test of the claimed direction (or against it, `better_if_positive` False): supported, contradicted or
+    not supported, by its adjusted p-value."""
     direction = _direction(test if better_if_positive else _oriented(test, -1.0))
     return {"for": SUPPORTED, "against": CONTRADICTED, None: NOT_SUPPORTED}[direction]
 
@@ -285,37 +278,20 @@ def verdicts(params: Params, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[s
 def _claim_tests(
     claim: Claim, params: Params, runs: pd.DataFrame, curves: pd.DataFrame, factorials: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """What a claim's test computed before the adjustment (a pair's or a plateau's own test), or what is missing."""
+    """What a claim's test computed before the adjustment, or what is missing, or what keeps it from being made."""
     test = claim.test
     if test is None:
         return {"kind": "none", "missing": []}
-    kind = {FactorTest: "factorial", PairTest: "pair", PlateauTest: "plateau"}[type(test)]
     missing = missing_exercises(test.exercises(params), runs)
-    entry: dict[str, Any] = {"kind": kind, "missing": missing}
-    if isinstance(test, FactorTest):
-        entry["confounds"] = factorials[test.factorial]["confounds"]
-    elif isinstance(test, PairTest):
-        entry["confounds"] = confounds_found(test.confounds)
-    elif test.too_short:
-        entry["too_short"] = {"exercise": test.exercise, "epochs": test.epochs, "from_epoch": test.from_epoch}
-    if missing or entry.get("confounds") or "too_short" in entry:
+    held_back = test.held_back(params, factorials)
+    entry: dict[str, Any] = {"kind": test.KIND, "missing": missing, **held_back}
+    if missing or any(held_back.values()):
         return entry
-    if isinstance(test, PairTest):
-        accuracy = runs.set_index("exercise")["test_accuracy"]
-        entry["test"] = welch(accuracy.loc[[test.than]], accuracy.loc[[test.better]])
-        entry["runs"] = {name: int((runs["exercise"] == name).sum()) for name in (test.than, test.better)}
-    elif isinstance(test, PlateauTest):
-        entry["test"] = plateau_test(test, plateau_gains(test, curves))
-    return entry
+    return entry | test.run(runs, curves)
 
 
 def _verdict(claim: Claim, params: Params, entry: Mapping[str, Any], factorials: Mapping[str, Any]) -> dict[str, Any]:
     test = claim.test
-    if test is None or entry["missing"] or entry.get("confounds") or "too_short" in entry:
+    if test is None or entry["missing"] or any(entry.get(k) for k in test.held_back(params, factorials)):
         return {"verdict": NOT_TESTED}
-    if isinstance(test, FactorTest):
-        return factor_verdict(test, params.factorials[test.factorial], factorials[test.factorial]["effects"])
-    if isinstance(test, PairTest):
-        return {"verdict": _signed_verdict(entry["test"])}
-    # A plateau: the gain after the epoch is significantly below the margin (levelled off) or above it.
-    return {"verdict": _signed_verdict(entry["test"], better_if_positive=False)}
+    return test.verdict(params, entry, factorials)

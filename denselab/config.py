@@ -149,61 +149,12 @@ class Factorial:
 
 
 @dataclass(frozen=True)
-class FactorTest:
-    """A claim that one value of an aspect of a factorial does better than the other."""
-
-    factorial: str
-    aspect: str  # the factorial's `rows` or `columns`
-    better: str  # the value the claim says does better (as `level_text` writes it)
-
-    def exercises(self, params: Params) -> tuple[str, ...]:
-        return params.factorials[self.factorial].exercises()
-
-
-@dataclass(frozen=True)
-class PairTest:
-    """A claim that exercise `better` does better than `than`; they differ in exactly `aspects`."""
-
-    better: str
-    than: str
-    aspects: tuple[str, ...]
-    confounds: tuple[Confound, ...] = ()  # they no longer differ in exactly `aspects`: not testable
-
-    def exercises(self, params: Params) -> tuple[str, ...]:
-        return (self.than, self.better)
-
-
-@dataclass(frozen=True)
-class PlateauTest:
-    """A claim that a validation curve stops improving from an epoch: across the exercise's runs, it gains less
-    than `margin` from `from_epoch` to the last epoch."""
-
-    exercise: str
-    metric: str  # one of PLATEAU_METRICS
-    from_epoch: int
-    margin: float
-    epochs: int = 0  # how many the exercise trains: a curve that ends by `from_epoch` cannot test the claim
-
-    @property
-    def too_short(self) -> bool:
-        """The exercise's curve ends by `from_epoch`: nothing after it to test."""
-        return self.epochs <= self.from_epoch
-
-    def exercises(self, params: Params) -> tuple[str, ...]:
-        return (self.exercise,)
-
-
-# The curves a plateau claim can read, and whether higher is better on each.
-PLATEAU_METRICS = {"val_accuracy": True, "val_loss": False}
-
-
-@dataclass(frozen=True)
 class Claim:
     """One conclusion, as its author wrote it, and the controlled comparison that tests it."""
 
     exercise: str | None  # the lab's exercise whose comments draw it; None: DenseLab's own explanation
     text: Mapping[str, str]  # language -> the claim (vi: the lab's own words)
-    test: FactorTest | PairTest | PlateauTest | None
+    test: Any  # a denselab.claim_tests.ClaimTest, or None
     untested: Mapping[str, str]  # language -> why nothing tests it here, and what would (when test is None)
 
     def said(self, language: str) -> str:
@@ -225,9 +176,9 @@ class Params:
     claims: Mapping[str, Claim] = dataclasses.field(default_factory=dict)
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml and the files beside it (`SIDE_FILES`; a missing one is empty); raise
-    ParamsError naming the file and the faulty key."""
+def load_params(path: str | Path = PARAMS_FILE, parse: Callable[[Any], Params] | None = None) -> Params:
+    """Read and validate params.yaml and the files beside it (`SIDE_FILES`; a missing one is empty) with `parse`
+    (default `parse_params`: all but the claims); raise ParamsError naming the file and the faulty key."""
     path = Path(path)
     found = {path: _read_yaml(path)}
     for name in SIDE_FILES:
@@ -248,7 +199,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
                 raise ParamsError(f"{where}: {key}: {hint}" + (f"; allowed here: {allowed}" if where != path else ""))
         merged |= data
     try:
-        return parse_params(merged)
+        return (parse or parse_params)(merged)
     except ParamsError as exc:
         first = str(exc).split(".", 1)[0].split(":", 1)[0].split("[", 1)[0]
         raise ParamsError(f"{owner.get(first, path)}: {exc}") from None
@@ -266,7 +217,8 @@ def _read_yaml(path: Path) -> Any:
 
 
 def parse_params(data: Any) -> Params:
-    """Validate an already-parsed params mapping, claims.yaml's keys included (the pure half of load_params)."""
+    """Validate an already-parsed params mapping (the pure half of load_params). claims.yaml's keys are left to
+    `denselab.claim_tests.parse_with_claims`."""
     top = _Section(data, "")
     # params.yaml lists the datasets (dvc.yaml runs a download per name); datasets.yaml says where each comes from.
     names = top.unique_list("datasets", lambda value, key: _choice(value, key, DATASETS, what="dataset name"))
@@ -286,8 +238,9 @@ def parse_params(data: Any) -> Params:
         _choice(name, f"descriptions.{name}", tuple(exercises), what="exercise")
         exercises[name] = dataclasses.replace(exercises[name], description=text)
     seed = top.integer("seed", minimum=0)
-    aspects = {name: settings(spec, inputs[spec.inputs]) for name, spec in exercises.items()}
-    factorials = top.optional_mapping_of("factorials", lambda s: _factorial(s, aspects))
+    # claims.yaml's factorials and claims: validated by denselab.claim_tests (validate, judge and report), which
+    # judges them too; the stages that only train never run that code.
+    top.seen.update(SIDE_FILES[CLAIMS_FILE])
     params = Params(
         seed=seed,
         datasets=datasets,
@@ -295,8 +248,6 @@ def parse_params(data: Any) -> Params:
         exercises=exercises,
         study=_study(top.section("study"), seed, exercises),
         report=_report(top.section("report")),
-        factorials=factorials,
-        claims=top.optional_mapping_of("claims", lambda s: _claim(s, exercises, aspects, factorials)),
     )
     top.done()
     return params
@@ -364,43 +315,6 @@ def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list
             if len(changed) == 1:
                 found.append((a, b, changed[0]))
     return found
-
-
-def why_untestable(test: FactorTest | PairTest | PlateauTest | None, params: Params) -> list[str]:
-    """What valid params changed so that `test` no longer tests its claim, in English (empty: nothing): its
-    factorial's or its pair's confounds, or a plateau read after the curve's end."""
-    if isinstance(test, FactorTest):
-        return [confound.sentence() for confound in params.factorials[test.factorial].confounds]
-    if isinstance(test, PairTest):
-        return [confound.sentence() for confound in test.confounds]
-    if isinstance(test, PlateauTest) and test.too_short:
-        return [
-            f"{test.exercise}'s curve now ends at epoch {test.epochs}, the claim reads it after epoch {test.from_epoch}"
-        ]
-    return []
-
-
-def untestable(params: Params) -> list[str]:
-    """One line per comparison that valid params leave untestable (`why_untestable`), naming the claims it holds
-    back: one per factorial, one per pair or plateau claim. validate prints them as warnings; judge gives those
-    claims the verdict "not tested"."""
-    lines = []
-    for name, factorial in params.factorials.items():
-        if factorial.confounds:
-            resting = [c for c, claim in params.claims.items() if getattr(claim.test, "factorial", None) == name]
-            said = "; ".join(confound.sentence() for confound in factorial.confounds)
-            lines.append(f"{CLAIMS_FILE}: factorials.{name}: {said}: {_held_back(resting)}")
-    for name, claim in params.claims.items():
-        why = why_untestable(claim.test, params) if not isinstance(claim.test, FactorTest) else []
-        if why:
-            lines.append(f"{CLAIMS_FILE}: claims.{name}.test: {'; '.join(why)}: {_held_back([name])}")
-    return lines
-
-
-def _held_back(claims: Sequence[str]) -> str:
-    if not claims:
-        return "no claim rests on it"
-    return f"{', '.join(claims)} will be judged not tested (an experiment is fine; set them back to test the claim)"
 
 
 def _dataset_source(s: _Section) -> DatasetSource:
@@ -505,107 +419,6 @@ def _study(s: _Section, lab_seed: int, exercises: Mapping[str, Exercise]) -> Stu
     study = Study(seeds=tuple(seeds), exercises=tuple(names))
     s.done()
     return study
-
-
-def _factorial(s: _Section, aspects: Mapping[str, Mapping[str, Any]]) -> Factorial:
-    rows = s.choice("rows", ASPECTS, what="aspect")
-    columns = s.choice("columns", ASPECTS, what="aspect")
-    if rows == columns:
-        raise ParamsError(f"{s.key('columns')}: the same aspect as rows ({rows!r}); a factorial crosses two aspects")
-    grid = s._get("cells")
-    if not (isinstance(grid, list) and len(grid) == 2 and all(isinstance(r, list) and len(r) == 2 for r in grid)):
-        raise ParamsError(f"{s.key('cells')}: expected two rows of two exercises ([[a, b], [c, d]]), got {grid!r}")
-    cells = tuple(
-        tuple(_choice(grid[r][c], f"{s.key('cells')}[{r}][{c}]", tuple(aspects), "exercise") for c in (0, 1))
-        for r in (0, 1)
-    )
-    # Along a row only the columns' aspect may change; down a column only the rows'.
-    confounds = []
-    for (r1, c1), (r2, c2), aspect in (
-        ((0, 0), (0, 1), columns),
-        ((1, 0), (1, 1), columns),
-        ((0, 0), (1, 0), rows),
-        ((0, 1), (1, 1), rows),
-    ):
-        a, b = cells[r1][c1], cells[r2][c2]
-        changed = differences(aspects[a], aspects[b])
-        if changed != [aspect]:
-            confounds.append(Confound(a=a, b=b, named=(aspect,), found=tuple(changed)))
-    factorial = Factorial(
-        rows=rows,
-        columns=columns,
-        cells=(cells[0], cells[1]),  # type: ignore[arg-type]  # two rows of two, checked above
-        row_levels=(level_text(aspects[cells[0][0]][rows]), level_text(aspects[cells[1][0]][rows])),
-        column_levels=(level_text(aspects[cells[0][0]][columns]), level_text(aspects[cells[0][1]][columns])),
-        confounds=tuple(confounds),
-    )
-    s.done()
-    return factorial
-
-
-def _claim(
-    s: _Section,
-    exercises: Mapping[str, Exercise],
-    aspects: Mapping[str, Mapping[str, Any]],
-    factorials: Mapping[str, Factorial],
-) -> Claim:
-    exercise = s.optional_choice("exercise", tuple(exercises), what="exercise")
-    text = _description(s, "text")
-    if not text:
-        raise ParamsError(f"{s.key('text')}: missing (the claim in the lab's words, vi, and in English, en)")
-    test: FactorTest | PairTest | PlateauTest | None = None
-    untested: dict[str, str] = {}
-    if s.data.get("test") is None:
-        s.seen.add("test")
-        untested = _description(s, "untested")
-        if not untested:
-            raise ParamsError(f"{s.key('test')}: missing; a claim without a test says why under `untested`")
-    else:
-        test = _claim_test(s.section("test"), exercises, aspects, factorials)
-    s.done()
-    return Claim(exercise=exercise, text=text, test=test, untested=untested)
-
-
-def _claim_test(
-    s: _Section,
-    exercises: Mapping[str, Exercise],
-    aspects: Mapping[str, Mapping[str, Any]],
-    factorials: Mapping[str, Factorial],
-) -> FactorTest | PairTest | PlateauTest:
-    if len([k for k in ("factorial", "than", "plateau") if k in s.data]) != 1:
-        raise ParamsError(
-            f"{s.path}: expected one kind of test: {{factorial, aspect, better}}, {{better, than, aspects}} or "
-            "{plateau, metric, from_epoch, margin}"
-        )
-    test: FactorTest | PairTest | PlateauTest
-    if "factorial" in s.data:
-        name = s.choice("factorial", tuple(factorials), what="factorial (a key of factorials)")
-        factorial = factorials[name]
-        aspect = s.choice("aspect", (factorial.rows, factorial.columns), what=f"aspect of factorial {name}")
-        levels = factorial.row_levels if aspect == factorial.rows else factorial.column_levels
-        if factorial.confounds:  # its cells no longer hold one value each: the claim is not tested, only read
-            better = s.string("better")
-        else:
-            better = s.choice("better", levels, what=f"{aspect} value")
-        test = FactorTest(factorial=name, aspect=aspect, better=better)
-    elif "than" in s.data:
-        better = s.choice("better", tuple(exercises), what="exercise")
-        than = s.choice("than", tuple(exercises), what="exercise")
-        named = s.unique_list("aspects", lambda value, key: _choice(value, key, ASPECTS, "aspect"))
-        changed = differences(aspects[than], aspects[better])
-        confounds = () if sorted(changed) == sorted(named) else (Confound(than, better, tuple(named), tuple(changed)),)
-        test = PairTest(better=better, than=than, aspects=tuple(named), confounds=confounds)
-    else:
-        exercise = s.choice("plateau", tuple(exercises), what="exercise")
-        test = PlateauTest(
-            exercise=exercise,
-            metric=s.choice("metric", tuple(PLATEAU_METRICS), what="curve"),
-            from_epoch=s.integer("from_epoch", minimum=1),
-            margin=s.number("margin", low=0.0, low_open=True),
-            epochs=exercises[exercise].epochs,
-        )
-    s.done()
-    return test
 
 
 def _report(s: _Section) -> ReportSettings:

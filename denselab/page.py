@@ -13,11 +13,8 @@ import jinja2
 from denselab.config import (
     Claim,
     Exercise,
-    FactorTest,
     InputVariant,
-    PairTest,
     Params,
-    PlateauTest,
     one_change_pairs,
     settings,
 )
@@ -29,10 +26,7 @@ from denselab.observations import (
     claim_condition,
     class_observations,
     curve_observations,
-    factor_evidence,
     level_shown,
-    pair_evidence,
-    plateau_evidence,
     single_comparison,
     stalled_training,
     study_comparison,
@@ -154,23 +148,10 @@ def claim_views(claims: ClaimsView, params: Params, views: list[ExerciseView], l
     for name, claim in params.claims.items():
         found = claims.found["claims"][name]
         test = claim.test
-        evidence: list[Observation] = []
-        pairs: list[tuple[str, str]] = []
-        if found["verdict"] == "not_tested":
-            evidence = untested_evidence(found, lang)
-        elif isinstance(test, FactorTest):
-            evidence = factor_evidence(found, test.aspect, lang)
-            cells = params.factorials[test.factorial].cells
-            pairs = (
-                [(cells[0][c], cells[1][c]) for c in (0, 1)]
-                if test.aspect == params.factorials[test.factorial].rows
-                else [(cells[r][0], cells[r][1]) for r in (0, 1)]
-            )
-        elif isinstance(test, PairTest):
-            evidence = pair_evidence(test.better, test.than, test.aspects, found, lang)
-            pairs = [(test.than, test.better)]
-        elif isinstance(test, PlateauTest):
-            evidence = plateau_evidence(test.exercise, test.metric, test.from_epoch, found, lang)
+        if test is None or found["verdict"] == "not_tested":
+            evidence, pairs = untested_evidence(found, lang), []
+        else:
+            evidence, pairs = test.evidence(params, found, lang), test.compared(params)
         mechanism: list[tuple[str, Observation]] = []
         for a, b in pairs:
             units = units_comparison(a, b, by_name[a].evaluation, by_name[b].evaluation, lang, both_defined=True)

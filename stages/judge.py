@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+from denselab.claim_tests import load_with_claims
 from denselab.claims import NOT_TESTED, untested_because, verdicts
 from denselab.cli import argument_parser, stage_main
-from denselab.config import Params, load_params
+from denselab.config import Params
 from denselab.drawing import number_axis, save_png, seaborn
 from denselab.files import replaced_folder, write_text
 from denselab.i18n import N_, Language
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the claims' tests and verdicts (a DVC metrics file)")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the factorials' interaction plots")
     args = parser.parse_args(argv)
-    params = load_params()
+    params = load_with_claims()
     runs, curves = read_runs(params, args.metrics, args.history, args.runs)
     found = judge(params, runs, curves)
     write_text(args.out, json.dumps(found, indent=2) + "\n")

@@ -22,8 +22,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from denselab.claim_tests import load_with_claims
 from denselab.cli import StageError, argument_parser, stage_main
-from denselab.config import Params, load_params
+from denselab.config import Params
 from denselab.files import write_text
 from denselab.history import read_history
 from denselab.i18n import Language
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--claims-figures", type=Path, required=True, help="the factorials' interaction plots")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    params = load_params()
+    params = load_with_claims()
     files = exercise_files(params, {kind: getattr(args, kind) for kind in (*FOLDERS, "figures")})
     # A student's clone lacks the training summaries (they travel with the models, which a student does not
     # fetch): those missing come from the DVC remote first (denselab.remote), a few kB.

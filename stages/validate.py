@@ -22,8 +22,9 @@ import math
 import sys
 from pathlib import Path
 
+from denselab.claim_tests import load_with_claims, untestable
 from denselab.cli import argument_parser, stage_main
-from denselab.config import Params, ParamsError, load_params, untestable
+from denselab.config import Params, ParamsError
 from denselab.datasets import IMAGE_SHAPES, TRAIN_ROWS
 from denselab.exercise import parameter_count
 from denselab.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
@@ -79,7 +80,7 @@ def check_resources(params: Params, memory: int | None) -> None:
 
 def validate(path: str | Path, memory: int | None = None) -> Params:
     """Load and validate params.yaml, and check each exercise fits this machine (raises ParamsError naming the key)."""
-    params = load_params(path)
+    params = load_with_claims(path)
     check_resources(params, memory if memory is not None else available_memory())
     return params
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from denselab import claims as C
-from denselab.config import parse_params
+from denselab.claim_tests import parse_with_claims
 
 # Five runs per cell, the same spread pattern in every cell (mean-centred), scaled per cell.
 NOISE = np.array([-2.0, -1.0, 0.0, 1.0, 2.0]) / 1000
@@ -43,7 +43,7 @@ def cells(sigmoid_raw, sigmoid_scaled, relu_raw, relu_scaled, **baseline) -> dic
 
 @pytest.fixture
 def params(params_data):
-    return parse_params(params_data)
+    return parse_with_claims(params_data)
 
 
 def verdicts_of(params, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> dict[str, str]:
@@ -168,7 +168,7 @@ def curves_of(exercise: str, metric: str, per_run: list[list[float]]) -> pd.Data
 )
 def test_a_plateau_claim_reads_the_curves_of_every_run(params_data, late_gain, verdict):
     params_data = {**params_data, "study": {**params_data["study"], "exercises": ["ex5"]}}
-    params = parse_params(params_data)
+    params = parse_with_claims(params_data)
     runs = table({"ex5": 0.55})
     per_run = [
         [0.3 + 0.01 * min(e, 20) + late_gain * max(0, e - 20) / 10 + noise for e in range(1, 31)] for noise in NOISE * 3

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from denselab.config import ParamsError, load_params, parse_params
+from denselab.claim_tests import load_with_claims, parse_with_claims
+from denselab.config import ParamsError, load_params
 from tests.conftest import ROOT
 from tests.fixtures import DELETE, set_key, without_claims
 
@@ -162,7 +163,7 @@ BAD = [
 def test_bad_values_are_rejected_naming_the_key(params_copy, key, value, message):
     set_key(params_copy, key, value)
     with pytest.raises(ParamsError) as info:
-        parse_params(params_copy)
+        parse_with_claims(params_copy)
     assert message in str(info.value)
 
 
@@ -170,7 +171,7 @@ def test_a_misspelt_required_key_is_named_with_the_key_it_should_be(params_copy)
     ex2 = params_copy["exercises"]["ex2"]
     ex2["learnig_rate"] = ex2.pop("learning_rate")
     with pytest.raises(ParamsError) as info:
-        parse_params(params_copy)
+        parse_with_claims(params_copy)
     assert str(info.value) == (
         "exercises.ex2.learning_rate: missing (required); is exercises.ex2.learnig_rate a misspelling of it?"
     )
@@ -229,18 +230,18 @@ UNTESTABLE = [
 
 @pytest.mark.parametrize("key, value, warning", UNTESTABLE, ids=[f"{k}={v!r}"[:60] for k, v, _ in UNTESTABLE])
 def test_an_edit_that_confounds_a_claim_is_accepted_and_reported(params_copy, key, value, warning):
-    from denselab.config import untestable
+    from denselab.claim_tests import untestable
 
-    assert untestable(parse_params(params_copy)) == []
+    assert untestable(parse_with_claims(params_copy)) == []
     set_key(params_copy, key, value)
-    lines = untestable(parse_params(params_copy))
+    lines = untestable(parse_with_claims(params_copy))
     assert any(warning in line for line in lines), lines
 
 
 def test_study_runs_the_lab_seed_first_then_the_listed_ones(params_copy):
     params_copy["seed"] = 7
     params_copy["study"] = {"seeds": [3, 0, 42], "exercises": ["ex3", "ex1"]}
-    study = parse_params(params_copy).study
+    study = parse_with_claims(params_copy).study
     assert study.all_seeds(7) == (7, 3, 0, 42)
     assert study.exercises == ("ex3", "ex1")
 
@@ -248,7 +249,7 @@ def test_study_runs_the_lab_seed_first_then_the_listed_ones(params_copy):
 def test_one_change_pairs_are_the_labs_comparisons(params_copy):
     from denselab.config import one_change_pairs
 
-    params = parse_params(params_copy)
+    params = parse_with_claims(params_copy)
     assert one_change_pairs(params, sorted(LAB)) == [
         ("ex1", "ex2", "hidden activations"),
         ("ex2", "ex3", "input scaling"),
@@ -257,14 +258,14 @@ def test_one_change_pairs_are_the_labs_comparisons(params_copy):
     assert ("baseline", "baseline_sigmoid_output", "output activation") in one_change_pairs(params)
     without_claims(params_copy)
     params_copy["exercises"]["ex3"]["epochs"] = 30  # ex3 now differs from ex2 in two settings
-    assert one_change_pairs(parse_params(params_copy), sorted(LAB)) == [("ex1", "ex2", "hidden activations")]
+    assert one_change_pairs(parse_with_claims(params_copy), sorted(LAB)) == [("ex1", "ex2", "hidden activations")]
 
 
 def test_the_aspects_are_the_settings_keys(params_copy):
     from denselab.config import ASPECTS, settings
     from denselab.observations import ASPECTS as MESSAGES
 
-    params = parse_params(params_copy)
+    params = parse_with_claims(params_copy)
     ex5 = params.exercises["ex5"]
     assert tuple(settings(ex5, params.inputs[ex5.inputs])) == ASPECTS == tuple(MESSAGES)
     assert settings(ex5, params.inputs[ex5.inputs])["hidden activations"] == ("relu", "relu")
@@ -272,12 +273,12 @@ def test_the_aspects_are_the_settings_keys(params_copy):
 
 def test_claims_and_factorials_are_optional(params_copy):
     without_claims(params_copy)
-    params = parse_params(params_copy)
+    params = parse_with_claims(params_copy)
     assert params.claims == {} and params.factorials == {}
 
 
 def test_a_factorial_knows_its_cells_and_values(params_copy):
-    factorial = parse_params(params_copy).factorials["activation_by_scale"]
+    factorial = parse_with_claims(params_copy).factorials["activation_by_scale"]
     assert factorial.exercises() == ("ex1", "sigmoid_x255", "ex2", "ex3")
     assert factorial.row_levels == ("sigmoid", "relu") and factorial.column_levels == ("raw", "x/255")
 
@@ -307,12 +308,14 @@ def test_claims_live_in_claims_yaml_beside_params(tmp_path, params_copy):
     from tests.fixtures import write_params
 
     write_params(tmp_path, params_copy)
-    assert len(load_params(tmp_path / "params.yaml").claims) == len(params_copy["claims"])
+    assert len(load_with_claims(tmp_path / "params.yaml").claims) == len(params_copy["claims"])
     # A mistake in a claim names claims.yaml; one in an exercise, params.yaml.
     params_copy["claims"]["ex2_relu_worse"]["exercise"] = "ex9"
     write_params(tmp_path, params_copy)
     with pytest.raises(ParamsError, match=r"claims.yaml: claims.ex2_relu_worse.exercise: unknown exercise 'ex9'"):
-        load_params(tmp_path / "params.yaml")
+        load_with_claims(tmp_path / "params.yaml")
+    # The stages that download, prepare and train read no claim (validate, before them, refuses the mistake).
+    assert load_params(tmp_path / "params.yaml").claims == {}
     params_copy["claims"]["ex2_relu_worse"]["exercise"] = "ex2"
     params_copy["exercises"]["ex2"]["epochs"] = "ten"
     write_params(tmp_path, params_copy)
@@ -350,4 +353,4 @@ def test_claims_in_the_wrong_file_or_unknown_keys_are_refused(tmp_path, params_d
     with pytest.raises(ParamsError, match=r"claims.yaml: claimz: unknown key; allowed here: factorials, claims"):
         load_params(tmp_path / "params.yaml")
     (tmp_path / "claims.yaml").unlink()  # no claims file: nothing to test, nothing refused
-    assert load_params(tmp_path / "params.yaml").claims == {}
+    assert load_with_claims(tmp_path / "params.yaml").claims == {}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from denselab.config import parse_params
+from denselab.claim_tests import parse_with_claims
 from denselab.layout import factorial_png
 from denselab.runs import read_runs
 from stages import judge as J
@@ -15,7 +15,7 @@ from tests.test_report import STUDY_ACCURACY
 
 
 def test_the_plots_come_out_the_same_every_time(tmp_path, params_data):
-    params = parse_params(params_data)
+    params = parse_with_claims(params_data)
     runs, curves = read_runs(params, *write_runs(tmp_path, params_data, STUDY_ACCURACY).values())
     found = J.judge(params, runs, curves)
     drawn = []
@@ -28,7 +28,7 @@ def test_the_plots_come_out_the_same_every_time(tmp_path, params_data):
 
 def test_a_factorial_with_a_cell_missing_draws_no_plot(tmp_path, params_copy):
     params_copy["study"]["exercises"].remove("sigmoid_x255")
-    params = parse_params(params_copy)
+    params = parse_with_claims(params_copy)
     accuracy = {k: v for k, v in STUDY_ACCURACY.items() if k != "sigmoid_x255"}
     runs, curves = read_runs(params, *write_runs(tmp_path, params_copy, accuracy).values())
     found = J.judge(params, runs, curves)
@@ -77,7 +77,7 @@ def test_an_edit_that_confounds_a_factorial_leaves_its_claims_not_tested_and_say
     from denselab.observations import untested_evidence
 
     params_copy["exercises"]["ex2"]["learning_rate"] = 0.001
-    params = parse_params(params_copy)
+    params = parse_with_claims(params_copy)
     runs, curves = read_runs(params, *write_runs(tmp_path, params_copy, STUDY_ACCURACY).values())
     found = J.judge(params, runs, curves)
     factorial = found["factorials"]["activation_by_scale"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 
-from denselab.config import parse_params
+from denselab.claim_tests import parse_with_claims
 from denselab.layout import exercise_file
 from stages import report as R
 from tests.conftest import ROOT
@@ -167,7 +167,7 @@ def write_study(root: Path, params_data: dict, accuracy: dict[str, list[float]] 
     from stages import aggregate as A
     from stages import judge as J
 
-    params = parse_params(params_data)
+    params = parse_with_claims(params_data)
     folders = write_runs(root, params_data, accuracy)
     runs, curves = read_runs(params, folders["metrics"], folders["history"], folders["runs"])
     statistics = A.aggregate(runs, params)
@@ -192,7 +192,7 @@ def study_files(tmp_path_factory, params_data) -> tuple[Path, Path]:
 def render(
     tmp_path: Path, params_data: dict, study_files: tuple[Path, Path], matrices=None, class_names=None
 ) -> BeautifulSoup:
-    params = parse_params(params_data)
+    params = parse_with_claims(params_data)
     folders = write_results(tmp_path, params_data, matrices, class_names)
     results = R.load_results(R.exercise_files(params, folders))
     study = R.load_study(params, *study_files)
@@ -365,7 +365,7 @@ def test_missing_study_files_name_them(tmp_path, params_data, study_files):
     sh.copytree(study_files[1], folder)
     (folder / "curves-ex2.png").unlink()
     with pytest.raises(R.StageError, match=r"seeds study: missing .*curves-ex2.png; run `dvc repro`"):
-        R.load_study(parse_params(params_data), study_files[0], folder)
+        R.load_study(parse_with_claims(params_data), study_files[0], folder)
 
 
 def test_observations_follow_the_confusion_matrix(tmp_path, params_data, study_files):
@@ -529,7 +529,7 @@ def test_missing_results_name_the_file(tmp_path, params_data):
     folders = write_results(tmp_path, params_data)
     (folders["metrics"] / "ex2.json").unlink()
     with pytest.raises(R.StageError, match=r"ex2: missing .*metrics/ex2.json; run `dvc repro`"):
-        R.load_results(R.exercise_files(parse_params(params_data), folders))
+        R.load_results(R.exercise_files(parse_with_claims(params_data), folders))
 
 
 # --- a real browser ----------------------------------------------------------------------------

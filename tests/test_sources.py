@@ -81,11 +81,13 @@ def test_the_stage_writes_one_file_per_stage_whose_bytes_change_with_its_code_on
 def test_the_data_a_stage_reads_is_in_its_sources_file():
     """The stages that write text read the message catalogs; the report also reads its templates; none other."""
     reads = {name: data_files(closure(f"stages.{name}")) for name in stage_names()}
-    for name in ("explain", "describe", "aggregate", "judge"):
+    # validate checks claims.yaml with the claim kinds, whose evidence is words: a catalog edit reruns it (a second;
+    # its marker comes out the same, so nothing after it reruns).
+    for name in ("explain", "describe", "aggregate", "judge", "validate"):
         assert reads[name] == ["denselab/templates/messages/vi.po"], name
     assert {"denselab/templates/report.html.j2", "denselab/templates/style.css"} <= set(reads["report"])
     assert "denselab/templates/messages/vi.po" in reads["report"]
-    for name in ("train", "replicate", "evaluate", "prepare", "download", "validate", "fingerprint"):
+    for name in ("train", "replicate", "evaluate", "prepare", "download", "fingerprint"):
         assert reads[name] == [], name
     assert set(reads["report"]) <= set(S.sources()["report"])
 
