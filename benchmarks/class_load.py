@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.classroom import DVC_PULL, FETCH, RECOMMENDED_SSHD, REPORT, Classroom, Fetch, sha256
+from tests.classroom import DVC_PULL, FETCH, RECOMMENDED_SSHD, REPORT, Classroom, Fetch
+from tests.fixtures import sha256
 from tests.project import build
 from tests.sshd import ssh_server
 

@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from denselab.claim_tests import PLATEAU_METRICS, FactorTest, PlateauTest
+from denselab.claim_tests import PLATEAU_METRICS, FactorTest, PlateauTest, why_untestable
 from denselab.config import Claim, Confound, Factorial, Params
 from denselab.statistics import CONFIDENCE, describe
 
@@ -72,7 +72,7 @@ def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> 
     """Why a claim with a test was not tested, in English (judge's log; the report words it per language)."""
     if entry.get("missing"):
         return [f"the study does not run {', '.join(entry['missing'])}"]
-    return claim.test.why_untestable(params) if claim.test else []
+    return why_untestable(claim.test, params)
 
 
 def missing_exercises(exercises: Sequence[str], runs: pd.DataFrame) -> list[str]:

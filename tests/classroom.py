@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from denselab.remote import first_error
+from tests.fixtures import sha256
 from tests.project import Project
 from tests.sshd import SshServer, free_port
 
@@ -46,10 +47,6 @@ class Fetch:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and self.report is not None
-
-
-def sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 class Classroom:
@@ -119,7 +116,7 @@ class Classroom:
             retries=output.count("dropped the connection"),
             error="" if returncode == 0 else first_error(output),
             commit=commit,
-            report=sha256(clone / REPORT),
+            report=sha256(clone / REPORT) if (clone / REPORT).is_file() else None,
             cached=sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) if cache.is_dir() else 0,
         )
 

@@ -23,10 +23,8 @@ import yaml
 
 from denselab.exercise import TRAINING_KEYS
 from denselab.layout import run_file
-from tests.classroom import FETCH, RECOMMENDED_SSHD, REPORT, STUDENT_PULL, Classroom, cache_intact, sha256
-from tests.fixtures import (
-    set_key,
-)
+from tests.classroom import FETCH, RECOMMENDED_SSHD, REPORT, STUDENT_PULL, Classroom, cache_intact
+from tests.fixtures import set_key, sha256
 from tests.project import (
     EXERCISES,
     STUDY,
