@@ -19,29 +19,40 @@ needs them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from denselab.cli import ParamsError
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
+
+from denselab.aspects import ASPECTS, Confound, all_settings, level_text
 from denselab.config import (
-    ASPECTS,
     CLAIMS_FILE,
     PARAMS_FILE,
-    Claim,
-    Confound,
-    Exercise,
-    Factorial,
+    ExerciseName,
+    Name,
     Params,
-    _choice,
-    _description,
-    _Section,
-    differences,
-    level_text,
+    Spec,
+    Texts,
+    Unique,
+    known,
     load_params,
+    one_of,
     parse_params,
-    settings,
+    refuse,
+    validated,
 )
 
 if TYPE_CHECKING:
@@ -54,24 +65,16 @@ if TYPE_CHECKING:
 PLATEAU_METRICS = {"val_accuracy": True, "val_loss": False}
 
 
-class ClaimTest:
-    """What every kind of claim test answers. Subclasses are frozen dataclasses."""
+class ClaimTest(Spec):
+    """What every kind of claim test answers. Each kind is a model of its mapping in claims.yaml: its fields are
+    validated like params.yaml's (`denselab.config.Spec`), the names it takes from params.yaml against them."""
+
+    model_config = ConfigDict(validate_by_name=True)
 
     KEY: ClassVar[str]  # the key of claims.yaml's `test:` that marks this kind
     SHAPE: ClassVar[str]  # its keys, as an error message lists them
     KIND: ClassVar[str]  # the name claims.json gives it
     OWN_WARNING: ClassVar[bool] = True  # validate warns once per claim (False: its comparison warns for all)
-
-    @classmethod
-    def parse(
-        cls,
-        s: _Section,
-        exercises: Mapping[str, Exercise],
-        aspects: Mapping[str, Mapping[str, Any]],
-        factorials: Mapping[str, Factorial],
-    ) -> ClaimTest:
-        """The test from its section of claims.yaml (every key checked; a bad one raises ParamsError)."""
-        raise NotImplementedError
 
     def exercises(self, params: Params) -> tuple[str, ...]:
         """The exercises the study must run, two runs each at least, for the test to be made."""
@@ -104,7 +107,6 @@ class ClaimTest:
         return []
 
 
-@dataclass(frozen=True)
 class FactorTest(ClaimTest):
     """A claim that one value of an aspect of a factorial does better than the other."""
 
@@ -113,21 +115,19 @@ class FactorTest(ClaimTest):
     KIND: ClassVar[str] = "factorial"
     OWN_WARNING: ClassVar[bool] = False
 
-    factorial: str
+    factorial: Annotated[str, known("factorials", "factorial (a key of factorials)")]
     aspect: str  # the factorial's `rows` or `columns`
     better: str  # the value the claim says does better (as `level_text` writes it)
 
-    @classmethod
-    def parse(cls, s, exercises, aspects, factorials) -> FactorTest:
-        name = s.choice("factorial", tuple(factorials), what="factorial (a key of factorials)")
-        factorial = factorials[name]
-        aspect = s.choice("aspect", (factorial.rows, factorial.columns), what=f"aspect of factorial {name}")
-        levels = factorial.row_levels if aspect == factorial.rows else factorial.column_levels
-        if factorial.confounds:  # its cells no longer hold one value each: the claim is not tested, only read
-            better = s.string("better")
-        else:
-            better = s.choice("better", levels, what=f"{aspect} value")
-        return cls(factorial=name, aspect=aspect, better=better)
+    @model_validator(mode="after")
+    def _of_the_factorial(self, info: ValidationInfo) -> FactorTest:
+        factorial = (info.context or {}).get("factorials", {}).get(self.factorial)
+        if factorial is not None:
+            one_of(self.aspect, (factorial.rows, factorial.columns), f"aspect of factorial {self.factorial}", "aspect")
+            levels = factorial.row_levels if self.aspect == factorial.rows else factorial.column_levels
+            if not factorial.confounds:  # else its cells no longer hold one value each: not tested, only read
+                one_of(self.better, levels, f"{self.aspect} value", "better")
+        return self
 
     def exercises(self, params: Params) -> tuple[str, ...]:
         return params.factorials[self.factorial].exercises()
@@ -156,7 +156,6 @@ class FactorTest(ClaimTest):
         return [(cells[r][0], cells[r][1]) for r in (0, 1)]
 
 
-@dataclass(frozen=True)
 class PairTest(ClaimTest):
     """A claim that exercise `better` does better than `than`; they differ in exactly `aspects`."""
 
@@ -164,30 +163,25 @@ class PairTest(ClaimTest):
     SHAPE: ClassVar[str] = "{better, than, aspects}"
     KIND: ClassVar[str] = "pair"
 
-    better: str
-    than: str
-    aspects: tuple[str, ...]
-    confounds: tuple[Confound, ...] = ()  # they no longer differ in exactly `aspects`: not testable
+    better: ExerciseName
+    than: ExerciseName
+    aspects: Unique[Literal[ASPECTS]] = Field(title="aspect")  # type: ignore[valid-type]
 
-    @classmethod
-    def parse(cls, s, exercises, aspects, factorials) -> PairTest:
-        better = s.choice("better", tuple(exercises), what="exercise")
-        than = s.choice("than", tuple(exercises), what="exercise")
-        named = s.unique_list("aspects", lambda value, key: _choice(value, key, ASPECTS, "aspect"))
-        changed = differences(aspects[than], aspects[better])
-        confounds = () if sorted(changed) == sorted(named) else (Confound(than, better, tuple(named), tuple(changed)),)
-        return cls(better=better, than=than, aspects=tuple(named), confounds=confounds)
+    def confounds(self, params: Params) -> tuple[Confound, ...]:
+        """Where valid params left the two differing in other aspects than `aspects`: not testable."""
+        confound = Confound.between(self.than, self.better, self.aspects, all_settings(params))
+        return (confound,) if confound else ()
 
     def exercises(self, params: Params) -> tuple[str, ...]:
         return (self.than, self.better)
 
     def why_untestable(self, params: Params) -> list[str]:
-        return [confound.sentence() for confound in self.confounds]
+        return [confound.sentence() for confound in self.confounds(params)]
 
     def held_back(self, params: Params, factorials: Mapping[str, Any]) -> dict[str, Any]:
         from denselab.claims import confounds_found
 
-        return {"confounds": confounds_found(self.confounds)}
+        return {"confounds": confounds_found(self.confounds(params))}
 
     def run(self, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
         from denselab.statistics import welch
@@ -212,7 +206,6 @@ class PairTest(ClaimTest):
         return [(self.than, self.better)]
 
 
-@dataclass(frozen=True)
 class PlateauTest(ClaimTest):
     """A claim that a validation curve stops improving from an epoch: across the exercise's runs, it gains less
     than `margin` from `from_epoch` to the last epoch."""
@@ -221,42 +214,30 @@ class PlateauTest(ClaimTest):
     SHAPE: ClassVar[str] = "{plateau, metric, from_epoch, margin}"
     KIND: ClassVar[str] = "plateau"
 
-    exercise: str
-    metric: str  # one of PLATEAU_METRICS
-    from_epoch: int
-    margin: float
-    epochs: int = 0  # how many the exercise trains: a curve that ends by `from_epoch` cannot test the claim
+    exercise: ExerciseName = Field(alias="plateau")
+    metric: Literal[tuple(PLATEAU_METRICS)] = Field(title="curve")  # type: ignore[valid-type]
+    from_epoch: int = Field(ge=1)
+    margin: float = Field(gt=0)
 
-    @classmethod
-    def parse(cls, s, exercises, aspects, factorials) -> PlateauTest:
-        exercise = s.choice("plateau", tuple(exercises), what="exercise")
-        return cls(
-            exercise=exercise,
-            metric=s.choice("metric", tuple(PLATEAU_METRICS), what="curve"),
-            from_epoch=s.integer("from_epoch", minimum=1),
-            margin=s.number("margin", low=0.0, low_open=True),
-            epochs=exercises[exercise].epochs,
-        )
-
-    @property
-    def too_short(self) -> bool:
-        """The exercise's curve ends by `from_epoch`: nothing after it to test."""
-        return self.epochs <= self.from_epoch
+    def epochs(self, params: Params) -> int | None:
+        """How many epochs the exercise trains, if its curve ends by `from_epoch` (nothing after it to test)."""
+        epochs = params.exercises[self.exercise].epochs
+        return epochs if epochs <= self.from_epoch else None
 
     def exercises(self, params: Params) -> tuple[str, ...]:
         return (self.exercise,)
 
     def why_untestable(self, params: Params) -> list[str]:
-        if not self.too_short:
+        epochs = self.epochs(params)
+        if epochs is None:
             return []
-        return [
-            f"{self.exercise}'s curve now ends at epoch {self.epochs}, the claim reads it after epoch {self.from_epoch}"
-        ]
+        return [f"{self.exercise}'s curve now ends at epoch {epochs}, the claim reads it after epoch {self.from_epoch}"]
 
     def held_back(self, params: Params, factorials: Mapping[str, Any]) -> dict[str, Any]:
-        if not self.too_short:
+        epochs = self.epochs(params)
+        if epochs is None:
             return {}
-        return {"too_short": {"exercise": self.exercise, "epochs": self.epochs, "from_epoch": self.from_epoch}}
+        return {"too_short": {"exercise": self.exercise, "epochs": epochs, "from_epoch": self.from_epoch}}
 
     def run(self, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
         from denselab.claims import plateau_gains, plateau_test
@@ -279,13 +260,129 @@ class PlateauTest(ClaimTest):
 KINDS: list[type[ClaimTest]] = [FactorTest, PairTest, PlateauTest]
 
 
+@dataclass(frozen=True)
+class Factorial:
+    """A 2x2 design: two aspects (`denselab.aspects`), two values of each, one exercise per cell.
+
+    `cells[r][c]` has the r-th value of `rows` and the c-th of `columns`; the exercises differ in nothing else.
+    """
+
+    rows: str
+    columns: str
+    cells: tuple[tuple[str, str], tuple[str, str]]
+    row_levels: tuple[str, str]  # each aspect's two values, as `level_text` writes them
+    column_levels: tuple[str, str]
+    confounds: tuple[Confound, ...] = ()  # where the cells differ in more than the two aspects: not testable
+
+    def exercises(self) -> tuple[str, ...]:
+        """The four cells' exercises, row by row."""
+        return (*self.cells[0], *self.cells[1])
+
+
+def _two_by_two(grid: Any) -> Any:
+    if not (isinstance(grid, list) and len(grid) == 2 and all(isinstance(r, list) and len(r) == 2 for r in grid)):
+        raise refuse(f"expected two rows of two exercises ([[a, b], [c, d]]), got {grid!r}")
+    return grid
+
+
+_Row = Annotated[tuple[ExerciseName, ExerciseName], Strict(False)]
+
+
+class FactorialSpec(Spec):
+    """A factorial of claims.yaml."""
+
+    rows: Literal[ASPECTS] = Field(title="aspect")  # type: ignore[valid-type]
+    columns: Literal[ASPECTS] = Field(title="aspect")  # type: ignore[valid-type]
+    cells: Annotated[tuple[_Row, _Row], Strict(False), BeforeValidator(_two_by_two)]
+
+    @model_validator(mode="after")
+    def _two_aspects(self) -> FactorialSpec:
+        if self.rows == self.columns:
+            raise refuse(f"the same aspect as rows ({self.rows!r}); a factorial crosses two aspects", "columns")
+        return self
+
+    def factorial(self, aspects: Mapping[str, Mapping[str, Any]]) -> Factorial:
+        """The factorial on exercises whose `settings` are `aspects`: its values, and where its cells differ in
+        more than its two aspects."""
+        cells, rows, columns = self.cells, self.rows, self.columns
+        # Along a row only the columns' aspect may change; down a column only the rows'.
+        pairs = [(cells[r][0], cells[r][1], columns) for r in (0, 1)] + [
+            (cells[0][c], cells[1][c], rows) for c in (0, 1)
+        ]
+        confounds = [Confound.between(a, b, (aspect,), aspects) for a, b, aspect in pairs]
+        return Factorial(
+            rows=rows,
+            columns=columns,
+            cells=cells,
+            row_levels=(level_text(aspects[cells[0][0]][rows]), level_text(aspects[cells[1][0]][rows])),
+            column_levels=(level_text(aspects[cells[0][0]][columns]), level_text(aspects[cells[0][1]][columns])),
+            confounds=tuple(c for c in confounds if c is not None),
+        )
+
+
+class Claim(Spec):
+    """One conclusion, as its author wrote it, and the controlled comparison that tests it."""
+
+    exercise: ExerciseName | None = None  # the lab's exercise whose comments draw it; None: DenseLab's own
+    text: Texts = Texts()  # the claim (vi: the lab's own words)
+    test: ClaimTest | None = None  # one of KINDS (`_claims_file`)
+    untested: Texts = Texts()  # why nothing tests it here, and what would (when test is None)
+
+    @model_validator(mode="after")
+    def _tested_or_why_not(self) -> Claim:
+        if not self.text.by_language():
+            raise refuse("missing (the claim in the lab's words, vi, and in English, en)", "text")
+        if self.test is None and not self.untested.by_language():
+            raise refuse("missing; a claim without a test says why under `untested`", "test")
+        return self
+
+    def said(self, language: str) -> str:
+        """The claim in `language`, else in the lab's Vietnamese, else in English."""
+        return self.text.get(language) or self.text.vi or self.text.en or ""
+
+
+class FactorialsFile(Spec):
+    """claims.yaml's factorials (validated first: the claims' tests name them)."""
+
+    factorials: dict[Name, FactorialSpec] = Field(default_factory=dict)
+
+
+class ClaimsFile(Spec):
+    """claims.yaml's claims (their tests' kinds: `_claims_file`)."""
+
+    claims: dict[Name, Claim] = Field(default_factory=dict)
+
+
+@functools.cache
+def _claims_file(kinds: tuple[type[ClaimTest], ...]) -> type[ClaimsFile]:
+    """claims.yaml's claims, their `test:` one of `kinds`, told apart by the key only that kind has."""
+    shapes = [kind.SHAPE for kind in kinds]
+
+    def kind_of(data: Any) -> str | None:
+        found = [kind.KEY for kind in kinds if isinstance(data, dict) and kind.KEY in data]
+        return found[0] if len(found) == 1 else None
+
+    test: Any = Annotated[
+        Union[tuple(Annotated[kind, Tag(kind.KEY)] for kind in kinds)],  # noqa: UP007
+        Discriminator(
+            kind_of,
+            custom_error_type="denselab",
+            custom_error_message=f"expected one kind of test: {', '.join(shapes[:-1])} or {shapes[-1]}",
+        ),
+    ]
+    claim = create_model("Claim", __base__=Claim, test=(test | None, None))
+    return create_model("ClaimsFile", __base__=ClaimsFile, claims=(dict[Name, claim], {}))  # type: ignore[valid-type]
+
+
 def parse_with_claims(data: Any) -> Params:
     """`config.parse_params`, then claims.yaml's factorials and claims (already-parsed YAML, merged)."""
     params = parse_params(data)
-    top = _Section(data, "")
-    aspects = {name: settings(spec, params.inputs[spec.inputs]) for name, spec in params.exercises.items()}
-    factorials = top.optional_mapping_of("factorials", lambda s: _factorial(s, aspects))
-    claims = top.optional_mapping_of("claims", lambda s: _claim(s, params.exercises, aspects, factorials))
+    names = tuple(params.exercises)
+    specs = validated(FactorialsFile, {"factorials": data.get("factorials") or {}}, {"exercises": names})
+    aspects = all_settings(params)
+    factorials = {name: spec.factorial(aspects) for name, spec in specs.factorials.items()}
+    context = {"exercises": names, "factorials": factorials}
+    claims = validated(_claims_file(tuple(KINDS)), {"claims": data.get("claims") or {}}, context).claims
     return dataclasses.replace(params, factorials=factorials, claims=claims)
 
 
@@ -320,77 +417,3 @@ def _held_back(claims: Sequence[str]) -> str:
     if not claims:
         return "no claim rests on it"
     return f"{', '.join(claims)} will be judged not tested (an experiment is fine; set them back to test the claim)"
-
-
-def _factorial(s: _Section, aspects: Mapping[str, Mapping[str, Any]]) -> Factorial:
-    rows = s.choice("rows", ASPECTS, what="aspect")
-    columns = s.choice("columns", ASPECTS, what="aspect")
-    if rows == columns:
-        raise ParamsError(f"{s.key('columns')}: the same aspect as rows ({rows!r}); a factorial crosses two aspects")
-    grid = s._get("cells")
-    if not (isinstance(grid, list) and len(grid) == 2 and all(isinstance(r, list) and len(r) == 2 for r in grid)):
-        raise ParamsError(f"{s.key('cells')}: expected two rows of two exercises ([[a, b], [c, d]]), got {grid!r}")
-    cells = tuple(
-        tuple(_choice(grid[r][c], f"{s.key('cells')}[{r}][{c}]", tuple(aspects), "exercise") for c in (0, 1))
-        for r in (0, 1)
-    )
-    # Along a row only the columns' aspect may change; down a column only the rows'.
-    confounds = []
-    for (r1, c1), (r2, c2), aspect in (
-        ((0, 0), (0, 1), columns),
-        ((1, 0), (1, 1), columns),
-        ((0, 0), (1, 0), rows),
-        ((0, 1), (1, 1), rows),
-    ):
-        a, b = cells[r1][c1], cells[r2][c2]
-        changed = differences(aspects[a], aspects[b])
-        if changed != [aspect]:
-            confounds.append(Confound(a=a, b=b, named=(aspect,), found=tuple(changed)))
-    factorial = Factorial(
-        rows=rows,
-        columns=columns,
-        cells=(cells[0], cells[1]),  # type: ignore[arg-type]  # two rows of two, checked above
-        row_levels=(level_text(aspects[cells[0][0]][rows]), level_text(aspects[cells[1][0]][rows])),
-        column_levels=(level_text(aspects[cells[0][0]][columns]), level_text(aspects[cells[0][1]][columns])),
-        confounds=tuple(confounds),
-    )
-    s.done()
-    return factorial
-
-
-def _claim(
-    s: _Section,
-    exercises: Mapping[str, Exercise],
-    aspects: Mapping[str, Mapping[str, Any]],
-    factorials: Mapping[str, Factorial],
-) -> Claim:
-    exercise = s.optional_choice("exercise", tuple(exercises), what="exercise")
-    text = _description(s, "text")
-    if not text:
-        raise ParamsError(f"{s.key('text')}: missing (the claim in the lab's words, vi, and in English, en)")
-    test: ClaimTest | None = None
-    untested: dict[str, str] = {}
-    if s.data.get("test") is None:
-        s.seen.add("test")
-        untested = _description(s, "untested")
-        if not untested:
-            raise ParamsError(f"{s.key('test')}: missing; a claim without a test says why under `untested`")
-    else:
-        test = _claim_test(s.section("test"), exercises, aspects, factorials)
-    s.done()
-    return Claim(exercise=exercise, text=text, test=test, untested=untested)
-
-
-def _claim_test(
-    s: _Section,
-    exercises: Mapping[str, Exercise],
-    aspects: Mapping[str, Mapping[str, Any]],
-    factorials: Mapping[str, Factorial],
-) -> ClaimTest:
-    kinds = [kind for kind in KINDS if kind.KEY in s.data]
-    if len(kinds) != 1:
-        shapes = [kind.SHAPE for kind in KINDS]
-        raise ParamsError(f"{s.path}: expected one kind of test: {', '.join(shapes[:-1])} or {shapes[-1]}")
-    test = kinds[0].parse(s, exercises, aspects, factorials)
-    s.done()
-    return test

@@ -16,7 +16,7 @@ made (Holm, statsmodels), and the verdicts read the adjusted p-values:
   `not_supported`;
 - a claim whose exercises are not all in the study (or without a test): `not_tested`, saying what is missing;
 - a claim whose comparison params.yaml no longer isolates (its exercises now differ in more, or other, than it
-  names: `config.Confound`; a plateau after the curve's last epoch): `not_tested`, saying what changed. A
+  names: `aspects.Confound`; a plateau after the curve's last epoch): `not_tested`, saying what changed. A
   student's experiment is judged, never refused.
 """
 
@@ -26,8 +26,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from denselab.claim_tests import PLATEAU_METRICS, FactorTest, PlateauTest, why_untestable
-from denselab.config import Claim, Confound, Factorial, Params
+from denselab.aspects import Confound
+from denselab.claim_tests import PLATEAU_METRICS, Claim, Factorial, FactorTest, PlateauTest, why_untestable
+from denselab.config import Params
 from denselab.statistics import CONFIDENCE, describe
 
 if TYPE_CHECKING:

@@ -1,22 +1,39 @@
-"""Load `params.yaml` once and validate it into typed, frozen objects.
+"""Load `params.yaml` and the files beside it once; validate them with pydantic models into typed, frozen objects.
 
-Every stage calls `load_params()` first, before any heavy import, so a typo in
-`params.yaml` stops `dvc repro` in a fraction of a second with a message that
-names the key and what is allowed.
+Every stage calls `load_params()` first, before any heavy import, so a typo stops `dvc repro` in a fraction of a
+second with one line per mistake, naming the file, the key and what is allowed. The models say what is valid
+(types, bounds, choices, the names one section takes from another); `ParamsError` words pydantic's errors the way
+a student reads them (`expected an integer >= 1, got str 'ten'`; `did you mean 'adam'?`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union
 
+import annotated_types
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from denselab.cli import ParamsError
 from denselab.exercise import (
@@ -61,110 +78,231 @@ IDX_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+# Each pattern a string must match, and how an error says it.
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+PATTERNS = {
+    NAME_PATTERN: "a name (letters, digits and _; a letter first)",
+    r"^[0-9a-f]{64}$": "64 hexadecimal digits (a sha256)",
+    r"^(https?|file)://": "an http(s):// or file:// URL",
+}
+_NAME, _SHA256, _URL = PATTERNS
+
+_T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class DatasetSource:
-    """Where a dataset is downloaded from and the sha256 its file must have."""
+class Spec(BaseModel):
+    """A mapping of params.yaml or a file beside it: a misspelt or unknown key, a value of the wrong type (`epochs:
+    yes` is not 1, `seed: "42"` not 42) or out of range is an error."""
 
-    url: str
-    sha256: str
-    idx_sha256: Mapping[str, str] | None = None
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-@dataclass(frozen=True)
-class InputVariant:
+def refuse(message: str, *at: str | int) -> PydanticCustomError:
+    """A mistake a validator found, `at` the keys below the one it validates (`ParamsError` names them)."""
+    return PydanticCustomError("denselab", message, {"at": at})
+
+
+def one_of(value: Any, allowed: tuple[str, ...], what: str, *at: str | int) -> Any:
+    """`value` if it is one of `allowed`, else the error naming them, and the one it was probably meant to be
+    (`at`: as `refuse`)."""
+    if value in allowed:
+        return value
+    close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6) if isinstance(value, str) else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise refuse(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}{hint}", *at)
+
+
+def known(section: str, what: str) -> AfterValidator:
+    """A name that must be a key of another section (`validation_context`): an exercise's `inputs`, an exercise in
+    the study or a claim. A section that itself failed lists no names; its own error says why."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        allowed = tuple((info.context or {}).get(section, ()))
+        return one_of(value, allowed, what) if allowed else value
+
+    return AfterValidator(check)
+
+
+def _no_repeats(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    for i, item in enumerate(items):
+        if item in items[:i]:
+            raise refuse(f"{item!r} is already in the list", i)
+    return items
+
+
+Name = Annotated[str, StringConstraints(pattern=_NAME)]
+# A YAML list, read as a tuple (strict mode would take only a tuple, which YAML cannot write).
+NonEmpty = Annotated[tuple[_T, ...], Strict(False), Field(min_length=1)]
+Unique = Annotated[tuple[_T, ...], Strict(False), Field(min_length=1), AfterValidator(_no_repeats)]
+Sha256 = Annotated[str, StringConstraints(to_lower=True, pattern=_SHA256)]
+ExerciseName = Annotated[str, known("exercises", "exercise")]
+
+
+class Texts(Spec):
+    """One text per language of the report (`{en: ..., vi: ...}`); every language may be given, none must."""
+
+    en: str | None = None
+    vi: str | None = None
+
+    def by_language(self) -> dict[str, str]:
+        """language -> text, for the languages given."""
+        return {language: text for language, text in self.model_dump().items() if text}
+
+    def get(self, language: str, default: str | None = None) -> str | None:
+        """The text in `language`, if given."""
+        return self.by_language().get(language, default)
+
+    def __getitem__(self, language: str) -> str:
+        return self.by_language()[language]
+
+
+class DatasetSource(Spec):
+    """Where a dataset is downloaded from and the sha256 its file must have (datasets.yaml)."""
+
+    url: Annotated[str, StringConstraints(pattern=_URL)]
+    sha256: Sha256
+    idx_sha256: dict[Literal[IDX_FILES], Sha256] | None = Field(None, title="IDX file")  # type: ignore[valid-type]
+
+    @field_validator("idx_sha256")
+    @classmethod
+    def _all_four(cls, digests: dict[str, str] | None) -> dict[str, str] | None:
+        for name in IDX_FILES:
+            if digests is not None and name not in digests:
+                raise refuse("missing (required): the four IDX files' sha256", name)
+        return digests
+
+
+class InputVariant(Spec):
     """One prepared set of arrays: a dataset, flattened, optionally divided by 255."""
 
-    dataset: str
+    dataset: Annotated[str, known("datasets", "dataset (one of datasets)")]
     divide_by_255: bool
 
 
-@dataclass(frozen=True)
-class ReportSettings:
-    """How the HTML report is rendered."""
+class LayerSpec(Spec):
+    """A dense layer of params.yaml."""
 
-    language: str
+    units: int = Field(ge=1)
+    activation: Literal[ACTIVATIONS] | None = Field(None, title="activation (or null for none)")  # type: ignore[valid-type]
 
 
-@dataclass(frozen=True)
-class Study:
+class ExerciseSpec(Spec):
+    """An exercise of params.yaml (its description is descriptions.yaml's)."""
+
+    inputs: Annotated[str, known("inputs", "inputs (a key of inputs)")]
+    layers: NonEmpty[LayerSpec]
+    optimizer: Literal[OPTIMIZERS]  # type: ignore[valid-type]
+    learning_rate: float = Field(gt=0)
+    loss: Literal[LOSSES]  # type: ignore[valid-type]
+    batch_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    validation_split: float = Field(gt=0, lt=1)
+    precision: Literal[PRECISIONS]  # type: ignore[valid-type]
+    lab_test_accuracy: float | None = Field(None, ge=0, le=1)
+    control: bool = False
+    xla: bool = False
+
+    @field_validator("layers")
+    @classmethod
+    def _output_layer(cls, layers: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
+        if layers[-1].units != NUM_CLASSES:
+            raise refuse(
+                f"the last layer is the output and must have {NUM_CLASSES} units (one per class), got {layers[-1].units}"
+            )
+        return layers
+
+    @model_validator(mode="after")
+    def _control_has_no_lab_result(self) -> ExerciseSpec:
+        if self.control and self.lab_test_accuracy is not None:
+            raise refuse(
+                "a control is not one of the lab's exercises, so the lab reported no accuracy for it; remove the key "
+                "(or `control: true`)",
+                "lab_test_accuracy",
+            )
+        return self
+
+    def exercise(self, description: Mapping[str, str]) -> Exercise:
+        """The exercise as training reads it."""
+        fields = self.model_dump(exclude={"layers"})
+        return Exercise(
+            description=description, layers=tuple(Layer(**layer.model_dump()) for layer in self.layers), **fields
+        )
+
+
+class Study(Spec):
     """The seeds study: the exercises it covers and the seeds each is trained with besides the top-level seed."""
 
-    seeds: tuple[int, ...]
-    exercises: tuple[str, ...]
+    seeds: Unique[Annotated[int, Field(ge=0)]]
+    exercises: Unique[ExerciseName]
+
+    @field_validator("seeds")
+    @classmethod
+    def _lab_seed_apart(cls, seeds: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        lab_seed = (info.context or {}).get("seed")
+        if lab_seed in seeds:
+            raise refuse(
+                f"{lab_seed} is the top-level seed; its run (the lab's run) is always part of the study, so list "
+                "only the other seeds"
+            )
+        return seeds
 
     def all_seeds(self, lab_seed: int) -> tuple[int, ...]:
         """Every run's seed, the lab's run (the top-level seed) first."""
         return (lab_seed, *self.seeds)
 
 
-@dataclass(frozen=True)
-class Confound:
-    """Why a comparison no longer tests only what it names: two of its exercises, which should differ in exactly
-    `named`, differ in `found`. Valid params (a student's experiment), so reported, never refused: the claims
-    that rest on the comparison are judged "not tested" until the exercises are set back."""
+class ReportSettings(Spec):
+    """How the HTML report is rendered."""
 
-    a: str
-    b: str
-    named: tuple[str, ...]
-    found: tuple[str, ...]
-
-    @property
-    def extra(self) -> tuple[str, ...]:
-        """The aspects in which they now differ as well."""
-        return tuple(aspect for aspect in self.found if aspect not in self.named)
-
-    @property
-    def lacking(self) -> tuple[str, ...]:
-        """The named aspects in which they no longer differ."""
-        return tuple(aspect for aspect in self.named if aspect not in self.found)
-
-    def sentence(self) -> str:
-        """What changed, in English (validate's warning; the report words it per language)."""
-        parts = [f"now differ in {', '.join(self.extra)} as well"] if self.extra else []
-        parts += [f"no longer differ in {', '.join(self.lacking)}"] if self.lacking else []
-        return f"{self.a} and {self.b} {' and '.join(parts)}"
+    language: Literal[LANGUAGES] = "en"  # type: ignore[valid-type]
 
 
-@dataclass(frozen=True)
-class Factorial:
-    """A 2x2 design: two aspects (`config.settings` keys), two values of each, one exercise per cell.
+class ParamsFile(Spec):
+    """params.yaml with datasets.yaml and descriptions.yaml merged in. claims.yaml's keys are validated by
+    `denselab.claim_tests` (validate, judge and report), which judges them too: the stages that only train never
+    run that code."""
 
-    `cells[r][c]` has the r-th value of `rows` and the c-th of `columns`; the exercises differ in nothing else.
-    """
+    seed: int = Field(ge=0)
+    datasets: Unique[Literal[DATASETS]] = Field(title="dataset name")  # type: ignore[valid-type]
+    inputs: dict[Name, InputVariant] = Field(min_length=1)
+    exercises: dict[Name, ExerciseSpec] = Field(min_length=1)
+    study: Study
+    report: ReportSettings
+    # params.yaml lists the datasets (dvc.yaml runs a download per name); datasets.yaml says where each comes from.
+    sources: dict[Annotated[str, known("datasets", "dataset (one of params.yaml's datasets)")], DatasetSource]
+    descriptions: dict[ExerciseName, Texts] | None = None
+    factorials: Any = None
+    claims: Any = None
 
-    rows: str
-    columns: str
-    cells: tuple[tuple[str, str], tuple[str, str]]
-    row_levels: tuple[str, str]  # each aspect's two values, as `level_text` writes them
-    column_levels: tuple[str, str]
-    confounds: tuple[Confound, ...] = ()  # where the cells differ in more than the two aspects: not testable
+    @field_validator("exercises", mode="before")
+    @classmethod
+    def _descriptions_apart(cls, exercises: Any) -> Any:
+        for name, exercise in exercises.items() if isinstance(exercises, dict) else ():
+            if isinstance(exercise, dict) and "description" in exercise:
+                raise refuse(
+                    f"belongs in descriptions.yaml, beside params.yaml (descriptions: {{{name}: {{en: ..., vi: ...}}}}),"
+                    " so that `dvc exp show` does not list it",
+                    name,
+                    "description",
+                )
+        return exercises
 
-    def exercises(self) -> tuple[str, ...]:
-        """The four cells' exercises, row by row."""
-        return (*self.cells[0], *self.cells[1])
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One conclusion, as its author wrote it, and the controlled comparison that tests it."""
-
-    exercise: str | None  # the lab's exercise whose comments draw it; None: DenseLab's own explanation
-    text: Mapping[str, str]  # language -> the claim (vi: the lab's own words)
-    test: Any  # a denselab.claim_tests.ClaimTest, or None
-    untested: Mapping[str, str]  # language -> why nothing tests it here, and what would (when test is None)
-
-    def said(self, language: str) -> str:
-        """The claim in `language`, else in the lab's Vietnamese, else in English."""
-        return self.text.get(language) or self.text.get("vi") or self.text.get("en", "")
+    @field_validator("sources")
+    @classmethod
+    def _every_dataset_sourced(cls, sources: dict[str, DatasetSource], info: ValidationInfo) -> dict:
+        missing = [name for name in info.data.get("datasets", ()) if name not in sources]
+        if missing:
+            raise refuse(f"missing {', '.join(missing)} (params.yaml's datasets list it): its url and sha256")
+        for name, source in sources.items():
+            if source.idx_sha256 is not None and name != "mnist":
+                raise refuse("only mnist has IDX files", name, "idx_sha256")
+        return sources
 
 
 @dataclass(frozen=True)
 class Params:
-    """The whole validated params.yaml."""
+    """The whole validated params.yaml (and the files beside it)."""
 
     seed: int
     datasets: Mapping[str, DatasetSource]
@@ -172,8 +310,8 @@ class Params:
     exercises: Mapping[str, Exercise]
     study: Study
     report: ReportSettings
-    factorials: Mapping[str, Factorial] = dataclasses.field(default_factory=dict)
-    claims: Mapping[str, Claim] = dataclasses.field(default_factory=dict)
+    factorials: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # denselab.claim_tests.Factorial
+    claims: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # denselab.claim_tests.Claim
 
 
 def load_params(path: str | Path = PARAMS_FILE, parse: Callable[[Any], Params] | None = None) -> Params:
@@ -201,8 +339,11 @@ def load_params(path: str | Path = PARAMS_FILE, parse: Callable[[Any], Params] |
     try:
         return (parse or parse_params)(merged)
     except ParamsError as exc:
-        first = str(exc).split(".", 1)[0].split(":", 1)[0].split("[", 1)[0]
-        raise ParamsError(f"{owner.get(first, path)}: {exc}") from None
+        # Each line names its file: the one that holds the line's top-level key.
+        lines = [
+            f"{owner.get(re.split(r'[.:[]', line, maxsplit=1)[0], path)}: {line}" for line in str(exc).splitlines()
+        ]
+        raise ParamsError("\n".join(lines)) from None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -219,373 +360,214 @@ def _read_yaml(path: Path) -> Any:
 def parse_params(data: Any) -> Params:
     """Validate an already-parsed params mapping (the pure half of load_params). claims.yaml's keys are left to
     `denselab.claim_tests.parse_with_claims`."""
-    top = _Section(data, "")
-    # params.yaml lists the datasets (dvc.yaml runs a download per name); datasets.yaml says where each comes from.
-    names = top.unique_list("datasets", lambda value, key: _choice(value, key, DATASETS, what="dataset name"))
-    sources = top.mapping_of("sources", _dataset_source)
-    for name in sources:
-        _choice(name, f"sources.{name}", tuple(names), what="dataset (one of params.yaml's datasets)")
-    unsourced = [name for name in names if name not in sources]
-    if unsourced:
-        raise ParamsError(
-            f"sources: missing {', '.join(unsourced)} (params.yaml's datasets list it): its url and sha256"
-        )
-    datasets = {name: sources[name] for name in names}
-    inputs = top.mapping_of("inputs", lambda s: _input_variant(s, datasets))
-    exercises = top.mapping_of("exercises", lambda s: _exercise(s, inputs))
-    descriptions = top.optional_mapping_of("descriptions", _description_of)
-    for name, text in descriptions.items():
-        _choice(name, f"descriptions.{name}", tuple(exercises), what="exercise")
-        exercises[name] = dataclasses.replace(exercises[name], description=text)
-    seed = top.integer("seed", minimum=0)
-    # claims.yaml's factorials and claims: validated by denselab.claim_tests (validate, judge and report), which
-    # judges them too; the stages that only train never run that code.
-    top.seen.update(SIDE_FILES[CLAIMS_FILE])
-    params = Params(
-        seed=seed,
-        datasets=datasets,
-        inputs=inputs,
-        exercises=exercises,
-        study=_study(top.section("study"), seed, exercises),
-        report=_report(top.section("report")),
+    spec = validated(ParamsFile, data, validation_context(data))
+    descriptions = spec.descriptions or {}
+    return Params(
+        seed=spec.seed,
+        datasets={name: spec.sources[name] for name in spec.datasets},
+        inputs=spec.inputs,
+        exercises={
+            name: exercise.exercise(descriptions[name].by_language() if name in descriptions else {})
+            for name, exercise in spec.exercises.items()
+        },
+        study=spec.study,
+        report=spec.report,
     )
-    top.done()
-    return params
 
 
-def settings(exercise: Exercise, variant: InputVariant) -> dict[str, Any]:
-    """What defines an exercise's run, aspect by aspect (what two exercises can differ in, and a claim can name).
+def validation_context(data: Any) -> dict[str, Any]:
+    """The names one section of params.yaml takes from another, read before validation so that each reference is
+    checked where it is written (an unknown exercise in the study names `study.exercises[1]`)."""
+    data = data if isinstance(data, dict) else {}
 
-    The hidden layers' activations and the output's are two aspects: a hidden layer extracts features, the output
-    turns them into what the loss reads, and a claim about one must not be confused with the other.
-    """
+    def keys(section: str) -> tuple[str, ...]:
+        value = data.get(section)
+        return tuple(key for key in value if isinstance(key, str)) if isinstance(value, dict) else ()
+
+    datasets = data.get("datasets")
     return {
-        "dataset": variant.dataset,
-        "layer sizes": tuple(layer.units for layer in exercise.layers),
-        "hidden activations": tuple(layer.activation or "none" for layer in exercise.layers[:-1]),
-        "output activation": exercise.layers[-1].activation or "none",
-        "input scaling": "x/255" if variant.divide_by_255 else "raw",
-        "optimizer": exercise.optimizer,
-        "learning rate": exercise.learning_rate,
-        "loss function": exercise.loss,
-        "batch size": exercise.batch_size,
-        "epochs": exercise.epochs,
-        "validation split": exercise.validation_split,
+        "seed": data.get("seed"),
+        "datasets": tuple(d for d in datasets if d in DATASETS) if isinstance(datasets, list) else (),
+        "inputs": keys("inputs"),
+        "exercises": keys("exercises"),
     }
 
 
-# The keys of `settings`, in its order: what a factorial or a claim may name.
-ASPECTS = (
-    "dataset",
-    "layer sizes",
-    "hidden activations",
-    "output activation",
-    "input scaling",
-    "optimizer",
-    "learning rate",
-    "loss function",
-    "batch size",
-    "epochs",
-    "validation split",
-)
+_M = TypeVar("_M", bound=BaseModel)
 
 
-def level_text(value: Any) -> str:
-    """An aspect's value as params.yaml's claims write it: `sigmoid`, `x/255`, `relu, relu` (a tuple joined)."""
-    return ", ".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+def validated(model: type[_M], data: Any, context: Mapping[str, Any]) -> _M:
+    """`model` validated from `data`; its mistakes raised as one ParamsError, one line each (`mistakes`)."""
+    try:
+        return model.model_validate(data, context=dict(context))
+    except ValidationError as exc:
+        raise ParamsError("\n".join(mistakes(model, exc))) from None
 
 
-def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The aspects in which two exercises' `settings` differ, in `settings` order."""
-    return [key for key in a if a[key] != b[key]]
+def mistakes(model: type[BaseModel], exc: ValidationError) -> list[str]:
+    """pydantic's errors, each as a line naming the key as the YAML writes it (`exercises.ex2.layers[0].units`)
+    and what is allowed there. A misspelt key is both unknown and the reason a required one is missing: only the
+    missing one is said, with the misspelling."""
+    errors = exc.errors()
+    # A list's length is checked after its items: an unknown item also leaves it "empty". The item says more.
+    locs = [tuple(error["loc"]) for error in errors]
+    errors = [
+        e for e in errors if not any(len(loc) > len(e["loc"]) and loc[: len(e["loc"])] == e["loc"] for loc in locs)
+    ]
+    misspelt = {(*error["loc"][:-1], _typo(model, error)) for error in errors if error["type"] == "missing"}
+    lines = []
+    for error in errors:
+        if error["type"] == "extra_forbidden" and tuple(error["loc"]) in misspelt:
+            continue
+        line = _mistake(model, error)
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
-def one_change_pairs(params: Params, names: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
-    """Every pair (a, b, aspect) of exercises, in params order, that differ in exactly one aspect.
+def _typo(model: type[BaseModel], error: Mapping[str, Any]) -> str | None:
+    """The unknown key beside a missing one that is probably it, misspelt."""
+    if not isinstance(error["input"], dict):
+        return None
+    fields = _Where.of(model, tuple(error["loc"])).parent_fields
+    unknown = [str(k) for k in error["input"] if k not in fields]
+    close = difflib.get_close_matches(str(error["loc"][-1]), unknown, n=1, cutoff=0.75)
+    return close[0] if close else None
 
-    These are the comparisons the lab draws conclusions from (ex1 -> ex2: activations).
-    """
-    names = list(params.exercises) if names is None else [n for n in params.exercises if n in names]
-    found = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            sa = settings(params.exercises[a], params.inputs[params.exercises[a].inputs])
-            sb = settings(params.exercises[b], params.inputs[params.exercises[b].inputs])
-            changed = differences(sa, sb)
-            if len(changed) == 1:
-                found.append((a, b, changed[0]))
+
+def _mistake(model: type[BaseModel], error: Mapping[str, Any]) -> str:
+    kind, value, ctx = error["type"], error["input"], error.get("ctx") or {}
+    loc = (*error["loc"], *ctx.get("at", ()))
+    where = _Where.of(model, loc)
+    if kind == "denselab":
+        said = error["msg"]
+    elif kind == "missing":
+        typo = _typo(model, error)
+        said = "missing (required)" + (
+            f"; is {_Where.of(model, (*loc[:-1], typo)).path} a misspelling of it?" if typo else ""
+        )
+    elif kind == "extra_forbidden":
+        allowed = sorted(where.parent_fields)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        said = f"unknown key; allowed here: {', '.join(allowed)}" + (f"; did you mean {close[0]!r}?" if close else "")
+    elif kind == "literal_error":
+        choices = typing.get_args(where.type)
+        try:
+            one_of(value, choices, where.what)
+        except PydanticCustomError as unknown:
+            said = unknown.message()
+    elif kind == "string_pattern_mismatch":
+        said = f"expected {PATTERNS[ctx['pattern']]}, got {value!r}"
+    elif kind == "too_short" and where.origin is dict:
+        said = "must not be empty"
+    else:  # a wrong type, or a number out of range
+        got = f"{value:g}" if kind in _BOUNDS and isinstance(value, (int, float)) else _describe(value)
+        hint = " (YAML reads 1e-4 as text: write 1.0e-4 or 0.0001)" if _YAML_FLOAT.match(str(value)) else ""
+        said = f"expected {where.expected()}, got {got}{hint}"
+    return f"{where.path}: {said}" if where.path else said
+
+
+_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+_YAML_FLOAT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")  # YAML 1.1 reads 1e-4 as a string
+
+
+@dataclass
+class _Where:
+    """What the models say about one of pydantic's locations: the key as the YAML writes it
+    (`exercises.ex2.layers[0].units`), its type, what the field holds and the keys beside it."""
+
+    path: str
+    type: Any
+    metadata: list[Any]
+    what: str
+    parent_fields: tuple[str, ...]
+
+    @classmethod
+    def of(cls, model: type[BaseModel], loc: tuple[Any, ...]) -> _Where:
+        tp: Any = model
+        path, metadata, what = "", [], "value"
+        fields: tuple[str, ...] = ()
+        for part in loc:
+            tp, more = _bare(tp)
+            metadata += more
+            if part == "[key]":  # the error is the mapping's key itself
+                tp, metadata = str, []
+                continue
+            if _members(tp):  # a tagged union names the member in the location: not a key of the YAML
+                tp, metadata = _members(tp).get(part, Any), []
+                continue
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                by_key = {field.alias or name: field for name, field in tp.model_fields.items()}
+                fields, field = tuple(by_key), by_key.get(str(part))
+                tp, metadata = (field.annotation, list(field.metadata)) if field else (Any, [])
+                what = field.title or str(part).replace("_", " ") if field else what
+            elif typing.get_origin(tp) is dict:
+                tp, metadata = typing.get_args(tp)[1], []
+            elif typing.get_origin(tp) in (tuple, list):
+                args = typing.get_args(tp)
+                tp, metadata = (args[0] if args[-1] is Ellipsis or typing.get_origin(tp) is list else args[part]), []
+            else:
+                tp, metadata = Any, []
+        tp, more = _bare(tp)
+        return cls(path.lstrip("."), tp, metadata + more, what, fields)
+
+    @property
+    def origin(self) -> Any:
+        return typing.get_origin(self.type) or self.type
+
+    def expected(self) -> str:
+        """What a value here must be, as an error says it: `an integer >= 1`, `a number in (0, 1)`."""
+        origin = self.origin
+        if origin is bool:
+            return "true or false"
+        if origin in (int, float):
+            return f"{'an integer' if origin is int else 'a number'}{_interval(self.metadata)}"
+        if origin is str:
+            return "a string"
+        if origin in (tuple, list):
+            return "a non-empty list" if any(isinstance(m, annotated_types.MinLen) for m in self.metadata) else "a list"
+        return "a mapping of keys"
+
+
+def _bare(tp: Any) -> tuple[Any, list[Any]]:
+    """A type without Annotated and None (`float | None` -> float), and the metadata it carried."""
+    metadata: list[Any] = []
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp, *more = typing.get_args(tp)
+            for meta in more:  # a Field() inside Annotated carries its constraints as metadata of its own
+                metadata += meta.metadata if isinstance(meta, FieldInfo) else [meta]
+        elif typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp):
+            rest = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+            tp = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
+        else:
+            return tp, metadata
+
+
+def _members(tp: Any) -> dict[str, Any]:
+    """A tagged union's members by tag (a claim's test: one model per kind)."""
+    if typing.get_origin(tp) not in (Union, types.UnionType):
+        return {}
+    found = {}
+    for arg in typing.get_args(tp):
+        for meta in typing.get_args(arg)[1:] if typing.get_origin(arg) is Annotated else ():
+            if hasattr(meta, "tag"):
+                found[meta.tag] = arg
     return found
 
 
-def _dataset_source(s: _Section) -> DatasetSource:
-    url = s.string("url")
-    if not re.match(r"^(https?|file)://", url):
-        raise ParamsError(f"{s.key('url')}: expected an http(s):// or file:// URL, got {url!r}")
-    idx = None
-    if "idx_sha256" in s.data:
-        if s.name != "mnist":
-            raise ParamsError(f"{s.key('idx_sha256')}: only mnist has IDX files")
-        idx_section = s.section("idx_sha256")
-        idx = {name: _sha256(idx_section, name) for name in IDX_FILES}
-        idx_section.done()
-    source = DatasetSource(url=url, sha256=_sha256(s, "sha256"), idx_sha256=idx)
-    s.done()
-    return source
-
-
-def _input_variant(s: _Section, datasets: Mapping[str, DatasetSource]) -> InputVariant:
-    variant = InputVariant(
-        dataset=s.choice("dataset", tuple(datasets), what="dataset (a key of datasets)"),
-        divide_by_255=s.boolean("divide_by_255"),
-    )
-    s.done()
-    return variant
-
-
-def _exercise(s: _Section, inputs: Mapping[str, InputVariant]) -> Exercise:
-    if "description" in s.data:
-        raise ParamsError(
-            f"{s.key('description')}: belongs in descriptions.yaml, beside params.yaml "
-            f"(descriptions: {{{s.name}: {{en: ..., vi: ...}}}}), so that `dvc exp show` does not list it"
-        )
-    layers = tuple(_layer(item) for item in s.list_of("layers"))
-    if layers[-1].units != NUM_CLASSES:
-        raise ParamsError(
-            f"{s.key('layers')}: the last layer is the output and must have {NUM_CLASSES} units "
-            f"(one per class), got {layers[-1].units}"
-        )
-    exercise = Exercise(
-        description={},  # descriptions.yaml's (parse_params)
-        inputs=s.choice("inputs", tuple(inputs), what="inputs (a key of inputs)"),
-        layers=layers,
-        optimizer=s.choice("optimizer", OPTIMIZERS),
-        learning_rate=s.number("learning_rate", low=0.0, low_open=True),
-        loss=s.choice("loss", LOSSES),
-        batch_size=s.integer("batch_size", minimum=1),
-        epochs=s.integer("epochs", minimum=1),
-        validation_split=s.number("validation_split", low=0.0, high=1.0, low_open=True, high_open=True),
-        precision=s.choice("precision", PRECISIONS),
-        lab_test_accuracy=s.optional_number("lab_test_accuracy", low=0.0, high=1.0),
-        control=s.boolean("control", default=False),
-        xla=s.boolean("xla", default=False),
-    )
-    if exercise.control and exercise.lab_test_accuracy is not None:
-        raise ParamsError(
-            f"{s.key('lab_test_accuracy')}: a control is not one of the lab's exercises, so the lab reported no "
-            "accuracy for it; remove the key (or `control: true`)"
-        )
-    s.done()
-    return exercise
-
-
-def _description_of(s: _Section) -> dict[str, str]:
-    """An exercise's entry of descriptions.yaml: one text per language of the report (`{en: ..., vi: ...}`)."""
-    found = {language: s.string(language) for language in LANGUAGES if language in s.data}
-    s.seen.update(LANGUAGES)  # every language may be given, none must
-    s.done()
-    return found
-
-
-def _description(s: _Section, key: str) -> dict[str, str]:
-    """`description`: one text (English), or one per language of the report (`{en: ..., vi: ...}`)."""
-    value = s.data.get(key)
-    if value is None or isinstance(value, str):
-        text = s.string(key, default="")
-        return {"en": text} if text else {}
-    texts = s.section(key)
-    found = {language: texts.string(language) for language in LANGUAGES if language in texts.data}
-    texts.seen.update(LANGUAGES)  # every language may be given, none must
-    texts.done()
-    return found
-
-
-def _layer(s: _Section) -> Layer:
-    layer = Layer(
-        units=s.integer("units", minimum=1),
-        activation=s.optional_choice("activation", ACTIVATIONS, what="activation (or null for none)"),
-    )
-    s.done()
-    return layer
-
-
-def _study(s: _Section, lab_seed: int, exercises: Mapping[str, Exercise]) -> Study:
-    seeds = s.unique_list("seeds", lambda value, key: _Section.check_integer(value, key, minimum=0))
-    if lab_seed in seeds:
-        raise ParamsError(
-            f"{s.key('seeds')}: {lab_seed} is the top-level seed; its run (the lab's run) is always part of "
-            "the study, so list only the other seeds"
-        )
-    names = s.unique_list("exercises", lambda value, key: _choice(value, key, tuple(exercises), "exercise"))
-    study = Study(seeds=tuple(seeds), exercises=tuple(names))
-    s.done()
-    return study
-
-
-def _report(s: _Section) -> ReportSettings:
-    settings = ReportSettings(language=s.choice("language", LANGUAGES, default="en"))
-    s.done()
-    return settings
-
-
-def _sha256(s: _Section, key: str) -> str:
-    value = s.string(key).lower()
-    if not _SHA256.match(value):
-        raise ParamsError(f"{s.key(key)}: expected 64 hexadecimal digits (a sha256), got {value!r}")
-    return value
-
-
-def _choice(value: Any, where: str, allowed: tuple[str, ...], what: str = "value") -> str:
-    if isinstance(value, str) and value in allowed:
-        return value
-    hint = ""
-    if isinstance(value, str):
-        close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ParamsError(f"{where}: unknown {what} {value!r}; allowed: {', '.join(allowed)}{hint}")
-
-
-_T = TypeVar("_T")
-_MISSING = object()
-
-
-class _Section:
-    """A mapping under validation: typed getters that name the full key on error."""
-
-    def __init__(self, data: Any, path: str):
-        if not isinstance(data, dict):
-            where = path or "the top level"
-            raise ParamsError(f"{where}: expected a mapping of keys, got {_describe(data)}")
-        self.data = data
-        self.path = path
-        self.name = path.rsplit(".", 1)[-1]
-        self.seen: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def _get(self, key: str, default: Any = _MISSING) -> Any:
-        self.seen.add(key)
-        if key in self.data:
-            return self.data[key]
-        if default is not _MISSING:
-            return default
-        # A misspelt key is both unknown and the reason a required one is missing: name it here.
-        typo = difflib.get_close_matches(key, [str(k) for k in self.data if k not in self.seen], n=1, cutoff=0.75)
-        hint = f"; is {self.key(typo[0])} a misspelling of it?" if typo else ""
-        raise ParamsError(f"{self.key(key)}: missing (required){hint}")
-
-    def section(self, key: str) -> _Section:
-        return _Section(self._get(key), self.key(key))
-
-    def optional_mapping_of(self, key: str, build: Callable[[_Section], _T]) -> dict[str, _T]:
-        """`mapping_of`, or nothing where the key is absent or empty."""
-        return self.mapping_of(key, build) if self._get(key, None) else {}
-
-    def mapping_of(self, key: str, build: Callable[[_Section], _T]) -> dict[str, _T]:
-        section = self.section(key)
-        if not section.data:
-            raise ParamsError(f"{section.path}: must not be empty")
-        result = {}
-        for name in section.data:
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise ParamsError(
-                    f"{section.path}: {name!r} is not a valid name (letters, digits and _; a letter first)"
-                )
-            result[name] = build(section.section(name))
-        return result
-
-    def list_of(self, key: str) -> list[_Section]:
-        value = self._get(key)
-        if not isinstance(value, list) or not value:
-            raise ParamsError(f"{self.key(key)}: expected a non-empty list, got {_describe(value)}")
-        return [_Section(item, f"{self.key(key)}[{i}]") for i, item in enumerate(value)]
-
-    def unique_list(self, key: str, check: Callable[[Any, str], _T]) -> list[_T]:
-        """A non-empty list without repeats, each item passed through `check(value, its key)`."""
-        value = self._get(key)
-        if not isinstance(value, list) or not value:
-            raise ParamsError(f"{self.key(key)}: expected a non-empty list, got {_describe(value)}")
-        items = [check(item, f"{self.key(key)}[{i}]") for i, item in enumerate(value)]
-        for i, item in enumerate(items):
-            if item in items[:i]:
-                raise ParamsError(f"{self.key(key)}[{i}]: {item!r} is already in the list")
-        return items
-
-    def string(self, key: str, default: Any = _MISSING) -> str:
-        value = self._get(key, default)
-        if not isinstance(value, str):
-            raise ParamsError(f"{self.key(key)}: expected a string, got {_describe(value)}")
-        return value
-
-    def boolean(self, key: str, default: Any = _MISSING) -> bool:
-        value = self._get(key, default)
-        if not isinstance(value, bool):
-            raise ParamsError(f"{self.key(key)}: expected true or false, got {_describe(value)}")
-        return value
-
-    def integer(self, key: str, minimum: int) -> int:
-        return self.check_integer(self._get(key), self.key(key), minimum)
-
-    @staticmethod
-    def check_integer(value: Any, where: str, minimum: int) -> int:
-        # bool is an int in Python; `epochs: yes` is a typo, not 1.
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{where}: expected an integer >= {minimum}, got {_describe(value)}")
-        if value < minimum:
-            raise ParamsError(f"{where}: expected an integer >= {minimum}, got {value}")
-        return value
-
-    def number(
-        self,
-        key: str,
-        low: float | None = None,
-        high: float | None = None,
-        low_open: bool = False,
-        high_open: bool = False,
-        default: Any = _MISSING,
-    ) -> float:
-        value = self._get(key, default)
-        allowed = _interval(low, high, low_open, high_open)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            hint = ""
-            if isinstance(value, str) and re.match(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$", value):
-                hint = " (YAML reads 1e-4 as text: write 1.0e-4 or 0.0001)"
-            raise ParamsError(f"{self.key(key)}: expected a number {allowed}, got {_describe(value)}{hint}")
-        value = float(value)
-        too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high or math.isnan(value):
-            raise ParamsError(f"{self.key(key)}: expected a number {allowed}, got {value:g}")
-        return value
-
-    def optional_number(self, key: str, low: float | None = None, high: float | None = None) -> float | None:
-        """A number in [low, high], or None where the key is absent or null."""
-        return None if self._get(key, None) is None else self.number(key, low=low, high=high)
-
-    def choice(self, key: str, allowed: tuple[str, ...], what: str | None = None, default: Any = _MISSING) -> str:
-        return _choice(self._get(key, default), self.key(key), allowed, what or key.replace("_", " "))
-
-    def optional_choice(self, key: str, allowed: tuple[str, ...], what: str | None = None) -> str | None:
-        """One of `allowed`, or None where the key is absent or null."""
-        return None if self._get(key, None) is None else self.choice(key, allowed, what)
-
-    def done(self) -> None:
-        """Fail on keys nobody asked for: a misspelt key must not be silently ignored."""
-        unknown = [k for k in self.data if k not in self.seen]
-        if unknown:
-            key = unknown[0]
-            close = difflib.get_close_matches(str(key), sorted(self.seen), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            allowed = ", ".join(sorted(self.seen))
-            raise ParamsError(f"{self.key(str(key))}: unknown key; allowed here: {allowed}{hint}")
-
-
-def _interval(low, high, low_open, high_open) -> str:
-    if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    return ""
+def _interval(metadata: list[Any]) -> str:
+    """The bounds of a number, as an error says them: ` in (0, 1)`, ` >= 1`."""
+    low = high = None
+    for m in metadata:
+        if isinstance(m, (annotated_types.Gt, annotated_types.Ge)):
+            low = (m.gt, "(", ">") if isinstance(m, annotated_types.Gt) else (m.ge, "[", ">=")
+        if isinstance(m, (annotated_types.Lt, annotated_types.Le)):
+            high = (m.lt, ")") if isinstance(m, annotated_types.Lt) else (m.le, "]")
+    if low and high:
+        return f" in {low[1]}{low[0]:g}, {high[0]:g}{high[1]}"
+    return f" {low[2]} {low[0]:g}" if low else ""
 
 
 def _describe(value: Any) -> str:
@@ -593,6 +575,6 @@ def _describe(value: Any) -> str:
         return "nothing (null)"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
-    if isinstance(value, (dict, list)):
+    if isinstance(value, (dict, list, tuple)):
         return f"a {'mapping' if isinstance(value, dict) else 'list'}"
     return f"{type(value).__name__} {value!r}"

@@ -270,26 +270,10 @@ def study_observations(statistics: Mapping[str, Any] | None, lang: Language) -> 
 # ---------------------------------------------------------------------------------------------
 # Two exercises that differ in one setting
 
-# The settings a comparison can name (`config.settings`' keys), for the catalogs.
-ASPECTS = {
-    "dataset": N_("dataset"),
-    "layer sizes": N_("layer sizes"),
-    "hidden activations": N_("hidden activations"),
-    "output activation": N_("output activation"),
-    "input scaling": N_("input scaling"),
-    "optimizer": N_("optimizer"),
-    "learning rate": N_("learning rate"),
-    "loss function": N_("loss function"),
-    "batch size": N_("batch size"),
-    "epochs": N_("epochs"),
-    "validation split": N_("validation split"),
-}
-
-
 # The level of every interval the page gives (statistics.CONFIDENCE), as its messages write it: "95".
 SHOWN_CONFIDENCE = {"confidence": f"{CONFIDENCE * 100:g}"}
 
-# The words `config.settings` writes into a setting's value (an input scaling, a missing activation).
+# The words `aspects.settings` writes into a setting's value (an input scaling, a missing activation).
 SETTING_WORDS = {"raw": N_("raw"), "none": N_("none")}
 
 
@@ -305,7 +289,7 @@ def _show(value: Any, lang: Language) -> str:
 
 
 def level_shown(text: str, lang: Language) -> str:
-    """An aspect's value as `config.level_text` wrote it (`raw`, `none`, `relu, relu`), as the page shows it."""
+    """An aspect's value as `aspects.level_text` wrote it (`raw`, `none`, `relu, relu`), as the page shows it."""
     return ", ".join(lang.gettext(SETTING_WORDS[w]) if w in SETTING_WORDS else w for w in text.split(", "))
 
 
@@ -328,7 +312,7 @@ def single_comparison(
         {
             "a": a,
             "b": b,
-            "aspect": lang.gettext(ASPECTS[aspect]),
+            "aspect": lang.gettext(aspect),
             "from": _show(aspects_a[aspect], lang),
             "to": _show(aspects_b[aspect], lang),
             "acc_a": lang.percent(accuracy_a),
@@ -444,8 +428,8 @@ def factor_evidence(found: Mapping[str, Any], aspect: str, lang: Language) -> li
     """A factorial claim's numbers: the effect over both values of the other aspect, at each of them, the
     interaction, and what they add up to (the verdict's reason)."""
     words = {
-        "aspect": lang.gettext(ASPECTS[aspect]),
-        "other": lang.gettext(ASPECTS[found["other_aspect"]]),
+        "aspect": lang.gettext(aspect),
+        "other": lang.gettext(found["other_aspect"]),
         "better": level_shown(found["better"], lang),
         "worse": level_shown(found["worse"], lang),
     }
@@ -495,7 +479,7 @@ def claim_condition(found: Mapping[str, Any], lang: Language) -> Observation | N
     return Observation(
         N_("only with %(other)s %(at)s"),
         {
-            "other": lang.gettext(ASPECTS[found["other_aspect"]]),
+            "other": lang.gettext(found["other_aspect"]),
             "at": ", ".join(level_shown(v, lang) for v in found["holds_at"]),
         },
     )
@@ -509,7 +493,7 @@ def pair_evidence(
     values = {
         "better": better,
         "than": than,
-        "aspects": ", ".join(lang.gettext(ASPECTS[a]) for a in aspects),
+        "aspects": ", ".join(lang.gettext(a) for a in aspects),
         "n_a": found["runs"][than],
         "n_b": found["runs"][better],
         **_interval(test, lang),
@@ -580,7 +564,7 @@ def untested_evidence(found: Mapping[str, Any], lang: Language) -> list[Observat
     for confound in found.get("confounds", ()):
         names = {"a": confound["a"], "b": confound["b"]}
         if confound["extra"]:
-            extra = ", ".join(lang.gettext(ASPECTS[a]) for a in confound["extra"])
+            extra = ", ".join(lang.gettext(a) for a in confound["extra"])
             said.append(
                 Observation(
                     N_(
@@ -591,7 +575,7 @@ def untested_evidence(found: Mapping[str, Any], lang: Language) -> list[Observat
                 )
             )
         if confound["lacking"]:
-            lacking = ", ".join(lang.gettext(ASPECTS[a]) for a in confound["lacking"])
+            lacking = ", ".join(lang.gettext(a) for a in confound["lacking"])
             said.append(
                 Observation(
                     N_("Not tested: %(a)s and %(b)s no longer differ in %(aspects)s, which the claim is about."),

@@ -10,17 +10,11 @@ from typing import Any
 
 import jinja2
 
-from denselab.config import (
-    Claim,
-    Exercise,
-    InputVariant,
-    Params,
-    one_change_pairs,
-    settings,
-)
+from denselab.aspects import one_change_pairs, settings
+from denselab.claim_tests import Claim
+from denselab.config import Exercise, InputVariant, Params
 from denselab.i18n import TEMPLATES, Language
 from denselab.observations import (
-    ASPECTS,
     VERDICT_WORDS,
     Observation,
     claim_condition,
@@ -167,7 +161,7 @@ def claim_views(claims: ClaimsView, params: Params, views: list[ExerciseView], l
                 condition=claim_condition(found, lang),
                 evidence=tuple(evidence),
                 mechanism=tuple(mechanism),
-                untested=claim.untested.get(lang.code) or claim.untested.get("en", ""),
+                untested=claim.untested.get(lang.code) or claim.untested.en or "",
             )
         )
     return found_views
@@ -244,5 +238,5 @@ def make_environment(lang: Language) -> jinja2.Environment:
         p_value=lang.p_value,
     )
     env.filters.update(level=lambda text: level_shown(text, lang))
-    env.globals.update(language=lang.code, verdict_words=VERDICT_WORDS, aspect_words=ASPECTS)
+    env.globals.update(language=lang.code, verdict_words=VERDICT_WORDS)
     return env

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+from denselab.aspects import one_change_pairs
 from denselab.cli import argument_parser, stage_main
-from denselab.config import Params, load_params, one_change_pairs
+from denselab.config import Params, load_params
 from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, save_png, seaborn
 from denselab.files import replaced_folder, write_text
 from denselab.i18n import N_, Language

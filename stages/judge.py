@@ -28,7 +28,7 @@ from denselab.drawing import number_axis, save_png, seaborn
 from denselab.files import replaced_folder, write_text
 from denselab.i18n import N_, Language
 from denselab.layout import factorial_png
-from denselab.observations import ASPECTS, level_shown
+from denselab.observations import level_shown
 from denselab.runs import add_run_arguments, read_runs
 
 LABELS = {
@@ -68,10 +68,10 @@ def interaction_figure(factorial: Mapping[str, Any], runs: pd.DataFrame, fmt: La
             ax.plot(spread, values, "o", color=color, alpha=0.35, markersize=3.5)
     ax.set_xticks([0, 1], [level_shown(v, fmt) for v in factorial["column_levels"]])
     ax.set_xlim(-0.4, 1.4)
-    ax.set_xlabel(fmt.gettext(ASPECTS[factorial["columns"]]))
+    ax.set_xlabel(fmt.gettext(factorial["columns"]))
     ax.set_ylabel(labels["accuracy_pct"])
     number_axis(ax.yaxis, fmt)
-    ax.legend(title=fmt.gettext(ASPECTS[factorial["rows"]]), frameon=False, fontsize="small")
+    ax.legend(title=fmt.gettext(factorial["rows"]), frameon=False, fontsize="small")
     figure.tight_layout()
     return figure
 

@@ -4,22 +4,22 @@ sentence; validation, judge and the page take it with no other change."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import Field
 
 from denselab import claim_tests
 from denselab import claims as C
 from denselab.claim_tests import ClaimTest, PairTest, parse_with_claims
 from denselab.cli import ParamsError
+from denselab.config import ExerciseName, Unique
 from denselab.i18n import Language
 from denselab.observations import Observation
 from denselab.page import ClaimsView, claim_views
 from tests.test_claims import no_curves, table
 
 
-@dataclass(frozen=True)
 class TrendTest(ClaimTest):
     """A fourth kind, as a developer would add it: accuracy rises along a sequence of exercises (the slope of
     the runs' accuracy on each exercise's position, tested against zero)."""
@@ -28,13 +28,7 @@ class TrendTest(ClaimTest):
     SHAPE: ClassVar[str] = "{trend}"
     KIND: ClassVar[str] = "trend"
 
-    along: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, s, exercises, aspects, factorials) -> TrendTest:
-        from denselab.config import _choice
-
-        return cls(along=tuple(s.unique_list("trend", lambda value, key: _choice(value, key, tuple(exercises)))))
+    along: Unique[ExerciseName] = Field(alias="trend")
 
     def exercises(self, params):
         return self.along
@@ -99,3 +93,12 @@ def test_a_test_of_two_kinds_names_every_kind_it_could_be(params_data, with_tren
 def test_every_kind_has_its_own_key_and_name():
     assert len({kind.KEY for kind in claim_tests.KINDS}) == len({kind.KIND for kind in claim_tests.KINDS}) == 3
     assert PairTest in claim_tests.KINDS
+
+
+def test_a_fourth_kinds_mistakes_are_worded_like_every_other_key(params_data, with_trend):
+    with pytest.raises(
+        ParamsError, match=r"^claims.rising.test.trend\[1\]: unknown exercise 'ex22'; .* did you mean 'ex2'\?$"
+    ):
+        parse_with_claims(trend_claim(params_data, ["ex1", "ex22"]))
+    with pytest.raises(ParamsError, match=r"^claims.rising.test.trend\[1\]: 'ex1' is already in the list$"):
+        parse_with_claims(trend_claim(params_data, ["ex1", "ex1"]))

@@ -247,7 +247,7 @@ def test_study_runs_the_lab_seed_first_then_the_listed_ones(params_copy):
 
 
 def test_one_change_pairs_are_the_labs_comparisons(params_copy):
-    from denselab.config import one_change_pairs
+    from denselab.aspects import one_change_pairs
 
     params = parse_with_claims(params_copy)
     assert one_change_pairs(params, sorted(LAB)) == [
@@ -262,12 +262,14 @@ def test_one_change_pairs_are_the_labs_comparisons(params_copy):
 
 
 def test_the_aspects_are_the_settings_keys(params_copy):
-    from denselab.config import ASPECTS, settings
-    from denselab.observations import ASPECTS as MESSAGES
+    from denselab.aspects import ASPECTS, settings
+    from denselab.i18n import Language
 
     params = parse_with_claims(params_copy)
     ex5 = params.exercises["ex5"]
-    assert tuple(settings(ex5, params.inputs[ex5.inputs])) == ASPECTS == tuple(MESSAGES)
+    assert tuple(settings(ex5, params.inputs[ex5.inputs])) == ASPECTS
+    vi = Language("vi")
+    assert all(vi.gettext(aspect) != aspect for aspect in ASPECTS)  # the catalog translates each
     assert settings(ex5, params.inputs[ex5.inputs])["hidden activations"] == ("relu", "relu")
 
 
@@ -354,3 +356,23 @@ def test_claims_in_the_wrong_file_or_unknown_keys_are_refused(tmp_path, params_d
         load_params(tmp_path / "params.yaml")
     (tmp_path / "claims.yaml").unlink()  # no claims file: nothing to test, nothing refused
     assert load_with_claims(tmp_path / "params.yaml").claims == {}
+
+
+def test_every_mistake_is_one_line_naming_its_file_and_key(tmp_path, params_copy):
+    from tests.fixtures import write_params
+
+    params_copy["exercises"]["ex2"]["epochs"] = True
+    params_copy["exercises"]["ex3"]["optimizer"] = "adma"
+    params_copy["sources"]["mnist"]["sha256"] = "abc"
+    params_copy["descriptions"]["ex22"] = params_copy["descriptions"].pop("ex2")
+    write_params(tmp_path, params_copy)
+    with pytest.raises(ParamsError) as info:
+        load_params(tmp_path / "params.yaml")
+    assert [line.replace(str(tmp_path), "") for line in str(info.value).splitlines()] == [
+        "/params.yaml: exercises.ex2.epochs: expected an integer >= 1, got a boolean (true)",
+        "/params.yaml: exercises.ex3.optimizer: unknown optimizer 'adma'; allowed: adam, adamw, nadam, rmsprop, sgd; "
+        "did you mean 'adam'?",
+        "/datasets.yaml: sources.mnist.sha256: expected 64 hexadecimal digits (a sha256), got 'abc'",
+        "/descriptions.yaml: descriptions.ex22: unknown exercise 'ex22'; allowed: baseline, ex1, ex2, ex3, ex5, "
+        "sigmoid_x255, baseline_sigmoid_output, baseline_sigmoid_hidden, baseline_sigmoid_both; did you mean 'ex2'?",
+    ]

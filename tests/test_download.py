@@ -41,7 +41,7 @@ def test_fetch_and_decode_mnist_over_http(server, mnist_npz, tmp_path):
     url = server.serve_file("/data/mnist.npz", path)
     work = tmp_path / "work"
     work.mkdir()
-    result = dl.download("mnist", DatasetSource(url, sha256(path)), work)
+    result = dl.download("mnist", DatasetSource(url=url, sha256=sha256(path)), work)
     for key in arrays:
         np.testing.assert_array_equal(result[key], arrays[key])
 
@@ -50,7 +50,7 @@ def test_fetch_and_decode_cifar_over_http(server, tmp_path):
     arrays = cifar_arrays()
     path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", arrays)
     url = server.serve_file("/cifar-10-python.tar.gz", path)
-    result = dl.download("cifar10", DatasetSource(url, sha256(path)), tmp_path)
+    result = dl.download("cifar10", DatasetSource(url=url, sha256=sha256(path)), tmp_path)
     assert result["x_train"].shape == (100, 32, 32, 3)
     np.testing.assert_array_equal(result["y_test"], arrays["y_test"])
 
@@ -59,7 +59,7 @@ def test_wrong_hash_names_file_expected_and_actual(server, mnist_npz, tmp_path):
     _, path = mnist_npz
     url = server.serve_file("/mnist.npz", path)
     with pytest.raises(DataError) as info:
-        dl.download("mnist", DatasetSource(url, "f" * 64), tmp_path)
+        dl.download("mnist", DatasetSource(url=url, sha256="f" * 64), tmp_path)
     assert str(info.value) == f"mnist.npz: sha256 mismatch: expected {'f' * 64}, got {sha256(path)}"
 
 
@@ -111,18 +111,18 @@ def test_mnist_mirror_with_idx_files_matches_the_npz(server, tmp_path, form, gz)
             server.serve_file(f"/mirror/{f.name}", f)
     mirror = {"dir": str(mirror_dir), "file-url": mirror_dir.as_uri(), "http": f"{server.url}/mirror"}[form]
     npz = write_mnist_npz(tmp_path / "mnist.npz", arrays)
-    source = DatasetSource("https://example.invalid/mnist.npz", sha256(npz), hashes)
+    source = DatasetSource(url="https://example.invalid/mnist.npz", sha256=sha256(npz), idx_sha256=hashes)
     work = tmp_path / "work"
     work.mkdir()
     from_mirror = dl.download("mnist", source, work, mirror=mirror)
-    from_npz = dl.download("mnist", DatasetSource(server.serve_file("/mnist.npz", npz), sha256(npz)), work)
+    from_npz = dl.download("mnist", DatasetSource(url=server.serve_file("/mnist.npz", npz), sha256=sha256(npz)), work)
     for key in arrays:
         np.testing.assert_array_equal(from_mirror[key], from_npz[key])
 
 
 def test_mirror_without_the_file(tmp_path):
     (tmp_path / "empty").mkdir()
-    source = DatasetSource("https://example.invalid/cifar-10-python.tar.gz", "0" * 64)
+    source = DatasetSource(url="https://example.invalid/cifar-10-python.tar.gz", sha256="0" * 64)
     with pytest.raises(dl.DownloadError, match="has no cifar-10-python.tar.gz"):
         dl.download("cifar10", source, tmp_path, mirror=str(tmp_path / "empty"))
 

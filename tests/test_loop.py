@@ -25,7 +25,7 @@ from denselab.training import fit_exercise, seed_everything
 
 @pytest.fixture(scope="module")
 def data():
-    arrays = prepare(mnist_arrays(n_train=230), InputVariant("mnist", divide_by_255=True))
+    arrays = prepare(mnist_arrays(n_train=230), InputVariant(dataset="mnist", divide_by_255=True))
     return arrays["x_train"], arrays["y_train"]
 
 

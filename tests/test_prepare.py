@@ -13,7 +13,7 @@ from tests.fixtures import cifar_arrays, mnist_arrays
 
 def test_mnist_raw_keeps_pixel_values_as_float32():
     arrays = mnist_arrays()
-    out = prepare(arrays, InputVariant("mnist", divide_by_255=False))
+    out = prepare(arrays, InputVariant(dataset="mnist", divide_by_255=False))
     assert out["x_train"].shape == (120, 784) and out["x_train"].dtype == np.float32
     assert out["y_train"].shape == (120, 10) and out["y_train"].dtype == np.float32
     assert out["x_test"].shape == (40, 784) and out["y_test"].shape == (40,) and out["y_test"].dtype == np.uint8
@@ -24,7 +24,7 @@ def test_mnist_raw_keeps_pixel_values_as_float32():
 def test_scaled_variant_is_x_over_255_in_unit_range():
     arrays = mnist_arrays()
     arrays["x_train"][0, 0, 0] = 255
-    out = prepare(arrays, InputVariant("mnist", divide_by_255=True))
+    out = prepare(arrays, InputVariant(dataset="mnist", divide_by_255=True))
     assert 0.0 <= out["x_train"].min() and out["x_train"].max() == 1.0
     # The lab divides float64 by 255.0; float32 must agree to float32 precision.
     lab = (arrays["x_test"] / 255.0).reshape(40, -1)
@@ -33,7 +33,7 @@ def test_scaled_variant_is_x_over_255_in_unit_range():
 
 def test_cifar_flattens_row_major_like_the_lab():
     arrays = cifar_arrays()
-    out = prepare(arrays, InputVariant("cifar10", divide_by_255=True))
+    out = prepare(arrays, InputVariant(dataset="cifar10", divide_by_255=True))
     assert out["x_train"].shape == (100, 3072) and out["y_test"].shape == (20,)
     np.testing.assert_allclose(out["x_train"][3], arrays["x_train"][3].reshape(-1) / 255.0, rtol=1e-7)
     assert out["y_train"][7].tolist() == one_hot(arrays["y_train"][7:8])[0].tolist()
@@ -52,4 +52,4 @@ def test_flatten_does_not_touch_its_input():
 
 def test_wrong_dataset_arrays_are_rejected():
     with pytest.raises(DataError, match=r"cifar10.x_train: expected shape \(n, 32, 32, 3\)"):
-        prepare(mnist_arrays(), InputVariant("cifar10", divide_by_255=True))
+        prepare(mnist_arrays(), InputVariant(dataset="cifar10", divide_by_255=True))

@@ -24,7 +24,7 @@ from stages.replicate import replicate
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    data = prepare(mnist_arrays(n_train=200), InputVariant("mnist", divide_by_255=True))
+    data = prepare(mnist_arrays(n_train=200), InputVariant(dataset="mnist", divide_by_255=True))
     folder = tmp_path_factory.mktemp("prepared") / "mnist_scaled"
     write_prepared(folder, data)
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], epochs=3)

@@ -23,7 +23,7 @@ from stages.train import train
 
 @pytest.fixture(scope="module")
 def tiny():
-    data = prepare(mnist_arrays(n_train=200), InputVariant("mnist", divide_by_255=True))
+    data = prepare(mnist_arrays(n_train=200), InputVariant(dataset="mnist", divide_by_255=True))
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], epochs=3)
     return data, spec
 
@@ -106,7 +106,7 @@ def _stage_folder(tmp_path, n_train: int = 200, **settings) -> list[str]:
     from denselab.study import fingerprint
 
     write_prepared(
-        tmp_path / "prepared", prepare(mnist_arrays(n_train=n_train), InputVariant("mnist", divide_by_255=True))
+        tmp_path / "prepared", prepare(mnist_arrays(n_train=n_train), InputVariant(dataset="mnist", divide_by_255=True))
     )
     spec = dataclasses.replace(load_params(ROOT / "params.yaml").exercises["ex3"], **settings)
     (tmp_path / "ex3.fingerprint.json").write_text(
