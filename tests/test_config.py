@@ -370,9 +370,13 @@ def test_every_mistake_is_one_line_naming_its_file_and_key(tmp_path, params_copy
         load_params(tmp_path / "params.yaml")
     assert [line.replace(str(tmp_path), "") for line in str(info.value).splitlines()] == [
         "/params.yaml: exercises.ex2.epochs: expected an integer >= 1, got a boolean (true)",
-        "/params.yaml: exercises.ex3.optimizer: unknown optimizer 'adma'; allowed: adam, adamw, nadam, rmsprop, sgd; "
-        "did you mean 'adam'?",
+        (
+            "/params.yaml: exercises.ex3.optimizer: unknown optimizer 'adma'; allowed: adam, adamw, nadam, rmsprop, sgd; "
+            "did you mean 'adam'?"
+        ),
         "/datasets.yaml: sources.mnist.sha256: expected 64 hexadecimal digits (a sha256), got 'abc'",
-        "/descriptions.yaml: descriptions.ex22: unknown exercise 'ex22'; allowed: baseline, ex1, ex2, ex3, ex5, "
-        "sigmoid_x255, baseline_sigmoid_output, baseline_sigmoid_hidden, baseline_sigmoid_both; did you mean 'ex2'?",
+        (
+            "/descriptions.yaml: descriptions.ex22: unknown exercise 'ex22'; allowed: baseline, ex1, ex2, ex3, ex5, "
+            "sigmoid_x255, baseline_sigmoid_output, baseline_sigmoid_hidden, baseline_sigmoid_both; did you mean 'ex2'?"
+        ),
     ]
