@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from denselab.i18n import N_, Language
+from denselab.records import Saturation
 from denselab.statistics import CONFIDENCE, lab_position
 
 # A validation curve whose best value moved by less than this over the last epochs has flattened.
@@ -172,6 +173,15 @@ def curve_observations(history: Mapping[str, Sequence[float]], lang: Language) -
     return found
 
 
+def saturation_values(saturation: Saturation, lang: Language) -> dict[str, str]:
+    """explain's thresholds of saturation, as the page's sentences write them."""
+    return {
+        "below": lang.number(saturation["below"], 2),
+        "above": lang.number(saturation["above"], 2),
+        "at_least": lang.percent(saturation["share"], 0),
+    }
+
+
 def unit_observations(evaluation: Mapping[str, Any], lang: Language) -> list[Observation]:
     """What each hidden layer's units do on the test set: dead ReLU units, saturated or stuck sigmoid units."""
     hidden = [u for u in evaluation.get("units", []) if u["hidden"]]
@@ -211,14 +221,14 @@ def unit_observations(evaluation: Mapping[str, Any], lang: Language) -> list[Obs
             )
             found.append(Observation(message, values))
         elif u["stuck"] is not None:
-            values |= {
+            values |= saturation_values(evaluation["saturation"], lang) | {
                 "saturated": lang.percent(u["saturated"], 1),
                 "stuck": lang.thousands(round(u["stuck"] * u["units"])),
                 "share": lang.percent(u["stuck"], 1),
             }
             message = N_(
-                "Layer %(layer)s: %(saturated)s of its %(units)s sigmoid units are saturated (output below 0.01 or "
-                "above 0.99) on at least 95%% of the test images, so they act as on/off switches with almost no "
+                "Layer %(layer)s: %(saturated)s of its %(units)s sigmoid units are saturated (output below %(below)s or "
+                "above %(above)s) on at least %(at_least)s of the test images, so they act as on/off switches with almost no "
                 "gradient; %(stuck)s (%(share)s) give the same output for every image and carry no information. The "
                 "median |pre-activation| is %(median)s."
             )

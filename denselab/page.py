@@ -21,6 +21,7 @@ from denselab.observations import (
     class_observations,
     curve_observations,
     level_shown,
+    saturation_values,
     single_comparison,
     stalled_training,
     study_comparison,
@@ -81,6 +82,7 @@ class ExerciseView(ExerciseFiles):
     study: Mapping[str, Any] | None  # the seeds study's statistics, if the exercise is studied
     observations: tuple[Observation, ...]
     unit_observations: tuple[Observation, ...]
+    saturation: Mapping[str, str]  # explain's thresholds, as the units' note states them
 
     @property
     def class_names(self) -> list[str]:
@@ -185,6 +187,7 @@ def exercise_view(files: ExerciseFiles, params: Params, study: StudyView | None,
             *study_observations(statistics, lang),
         ),
         unit_observations=tuple(unit_observations(files.evaluation, lang)),
+        saturation=saturation_values(files.evaluation["saturation"], lang),
     )
 
 

@@ -32,6 +32,7 @@ from denselab.files import replaced_folder, write_text
 from denselab.history import long_history
 from denselab.i18n import N_, Language
 from denselab.layout import EXERCISE_FIGURES as FIGURES
+from denselab.records import Saturation, UnitStats
 
 MISTAKES = 20  # the most confident misclassifications shown
 PAIR_EXAMPLES = 8  # examples of the most frequent confusion
@@ -48,7 +49,7 @@ LABELS = {
     "layer": N_("Layer %(layer)s: %(units)s units, %(activation)s"),
     "pre_activation": N_("Pre-activation z = w·x + b"),
     "share": N_("Share of values (%)"),
-    "saturation": N_("sigmoid saturates (|z| > 4.6)"),
+    "saturation": N_("sigmoid saturates (|z| > %(z)s)"),
 }
 
 
@@ -135,7 +136,17 @@ def idle_units(evidence: dict[str, np.ndarray], layer: int) -> np.ndarray:
     return np.zeros(len(positive), dtype=bool)
 
 
-def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def saturation() -> Saturation:
+    """When a sigmoid unit counts as saturated, for the page to say with the figures."""
+    return {
+        "z": round(SATURATION_Z, 6),
+        "below": round(1 / (1 + math.exp(SATURATION_Z)), 6),
+        "above": round(1 / (1 + math.exp(-SATURATION_Z)), 6),
+        "share": SATURATED_SHARE,
+    }
+
+
+def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[UnitStats]:
     """Per layer, what its units do on the test set (see `denselab.evaluation.unit_evidence` for the raw figures).
 
     `dead`: the share of ReLU units never positive on any test sample (they pass nothing on and get no
@@ -152,18 +163,18 @@ def unit_diagnostics(evidence: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         positive, low, high = (np.asarray(evidence[f"{k}_{i}"], dtype=np.float64) for k in ("positive", "low", "high"))
         relu, sigmoid = activation == "relu", activation == "sigmoid"
         found.append(
-            {
-                "layer": i + 1,
-                "hidden": i < layers - 1,
-                "units": len(positive),
-                "activation": activation,
-                "median_abs": _clean(float(evidence[f"median_abs_{i}"])),
-                "dead": _clean(float(np.mean(idle_units(evidence, i)))) if relu else None,
-                "active_per_sample": _clean(float(positive.sum())) if relu else None,
-                "silent": _clean(float(evidence[f"silent_{i}"])) if relu else None,
-                "stuck": _clean(float(np.mean(idle_units(evidence, i)))) if sigmoid else None,
-                "saturated": _clean(float(np.mean(low + high >= SATURATED_SHARE))) if sigmoid else None,
-            }
+            UnitStats(
+                layer=i + 1,
+                hidden=i < layers - 1,
+                units=len(positive),
+                activation=activation,
+                median_abs=_clean(float(evidence[f"median_abs_{i}"])),
+                dead=_clean(float(np.mean(idle_units(evidence, i)))) if relu else None,
+                active_per_sample=_clean(float(positive.sum())) if relu else None,
+                silent=_clean(float(evidence[f"silent_{i}"])) if relu else None,
+                stuck=_clean(float(np.mean(idle_units(evidence, i)))) if sigmoid else None,
+                saturated=_clean(float(np.mean(low + high >= SATURATED_SHARE))) if sigmoid else None,
+            )
         )
     return found
 
@@ -197,6 +208,7 @@ def explanation(evidence: dict[str, np.ndarray], y_true: np.ndarray, class_names
         "mistakes": wrong.head(MISTAKES).to_dict("records"),
         "pair": pair,
         "units": unit_diagnostics(evidence),
+        "saturation": saturation(),
         "weight_units": unit_states(evidence),
     }
     return found
@@ -297,7 +309,11 @@ def units_figure(evidence: dict[str, np.ndarray], labels: dict[str, str], fmt: L
         if activation == "sigmoid":
             for edge in (-SATURATION_Z, SATURATION_Z):
                 ax.axvline(
-                    edge, color="C3", linestyle="--", linewidth=1, label=labels["saturation"] if edge > 0 else None
+                    edge,
+                    color="C3",
+                    linestyle="--",
+                    linewidth=1,
+                    label=labels["saturation"] % {"z": fmt.number(SATURATION_Z, 1)} if edge > 0 else None,
                 )
             ax.legend(loc="upper right", fontsize=7)
         ax.set_title(

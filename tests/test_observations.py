@@ -103,11 +103,17 @@ def test_unit_observations_per_activation():
     sigmoid = {**relu, "activation": "sigmoid", "dead": None, "stuck": 0.25, "saturated": 0.9}
     linear = {**relu, "activation": "linear", "dead": None}
     output = {**relu, "hidden": False}
-    found = O.unit_observations({"samples": 10_000, "units": [relu, sigmoid, linear, output]}, EN)
+    saturation = {"z": 4.59512, "below": 0.01, "above": 0.99, "share": 0.95}
+    found = O.unit_observations(
+        {"samples": 10_000, "units": [relu, sigmoid, linear, output], "saturation": saturation}, EN
+    )
     assert len(found) == 3
     assert "An average image switches on 21.6 units, and every image switches on at least one;" in said(found[0])
     assert said(found[0]).startswith("Layer 1: 392 of its 784 ReLU units (50.0%) never switch on for any of the 10,000")
-    assert "90.0% of its 784 sigmoid units are saturated" in said(found[1]) and "196 (25.0%)" in said(found[1])
+    assert "90.0% of its 784 sigmoid units are saturated (output below 0.01 or above 0.99) on at least 95% of" in said(
+        found[1]
+    )
+    assert "196 (25.0%)" in said(found[1])
     assert said(found[2]).startswith("Layer 1 has no activation")
     silent = O.unit_observations({"samples": 10, "units": [{**relu, "silent": 0.355}]}, EN)[0]
     assert "and 35.5% of the images switch on none at all" in said(silent)
