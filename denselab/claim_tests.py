@@ -38,22 +38,8 @@ from pydantic import (
 )
 
 from denselab.aspects import ASPECTS, Confound, all_settings, level_text
-from denselab.config import (
-    CLAIMS_FILE,
-    PARAMS_FILE,
-    ExerciseName,
-    Name,
-    Params,
-    Spec,
-    Texts,
-    Unique,
-    known,
-    load_params,
-    one_of,
-    parse_params,
-    refuse,
-    validated,
-)
+from denselab.config import CLAIMS_FILE, PARAMS_FILE, Params, Texts, load_params, parse_params
+from denselab.schema import ExerciseName, Name, Spec, Unique, known, one_of, refuse, validated
 
 if TYPE_CHECKING:
     import pandas as pd

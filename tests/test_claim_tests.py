@@ -13,10 +13,10 @@ from denselab import claim_tests
 from denselab import claims as C
 from denselab.claim_tests import ClaimTest, PairTest, parse_with_claims
 from denselab.cli import ParamsError
-from denselab.config import ExerciseName, Unique
 from denselab.i18n import Language
 from denselab.observations import Observation
 from denselab.page import ClaimsView, claim_views
+from denselab.schema import ExerciseName, Unique
 from tests.test_claims import no_curves, table
 
 
