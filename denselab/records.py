@@ -31,3 +31,15 @@ class Saturation(TypedDict):
     below: float
     above: float
     share: float  # of the test images, at least: the unit is then an on/off switch
+
+
+class RunRecord(TypedDict):
+    """One run of an exercise: what the seeds study reads of it. evaluate writes the lab's run's (the top-level
+    seed), replicate each other seed's; `denselab.runs` reads them all one way."""
+
+    exercise: str
+    seed: int
+    test_accuracy: float
+    test_loss: float
+    precision: str  # what the model computed in (`models.precision_of`)
+    history: dict[str, list[float]]  # per curve (`history.CURVES`), one value per epoch, six significant digits

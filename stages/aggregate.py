@@ -1,6 +1,6 @@
 """Stage `aggregate`: the seeds study's statistics and figures, from every run of every studied exercise.
 
-    python -m stages.aggregate --metrics reports/metrics --history reports/history --runs reports/runs \
+    python -m stages.aggregate --runs reports/runs \
         --out reports/study.json --figures reports/study
 
 A run is the lab's run (train and evaluate, the top-level seed) or a `replicate` run (another seed).
@@ -119,14 +119,14 @@ def write_figures(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, statis
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.aggregate --metrics DIR --history DIR --runs DIR --out FILE --figures DIR`."""
+    """Command line: `python -m stages.aggregate --runs DIR --out FILE --figures DIR`."""
     parser = argument_parser(__spec__, __doc__)
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the study's statistics (a DVC metrics file)")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the per-run table and the figures")
     args = parser.parse_args(argv)
     params = load_params()
-    runs, curves = read_runs(params, args.metrics, args.history, args.runs)
+    runs, curves = read_runs(params, args.runs)
     statistics = aggregate(runs, params)
     write_text(args.out, json.dumps(statistics, indent=2) + "\n")
     write_figures(args.figures, runs, curves, statistics, params.report.language)

@@ -1,6 +1,6 @@
 """Stage `judge`: the lab's conclusions on trial, each claim of params.yaml tested on the seeds study's runs.
 
-    python -m stages.judge --metrics reports/metrics --history reports/history --runs reports/runs \
+    python -m stages.judge --runs reports/runs \
         --out reports/claims.json --figures reports/claims
 
 Reads every run of every studied exercise (as aggregate does), fits each factorial of params.yaml (main effects,
@@ -87,14 +87,14 @@ def write_figures(folder: Path, found: Mapping[str, Any], runs: pd.DataFrame, la
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m stages.judge --metrics DIR --history DIR --runs DIR --out FILE --figures DIR`."""
+    """Command line: `python -m stages.judge --runs DIR --out FILE --figures DIR`."""
     parser = argument_parser(__spec__, __doc__)
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the claims' tests and verdicts (a DVC metrics file)")
     parser.add_argument("--figures", type=Path, required=True, help="folder for the factorials' interaction plots")
     args = parser.parse_args(argv)
     params = load_with_claims()
-    runs, curves = read_runs(params, args.metrics, args.history, args.runs)
+    runs, curves = read_runs(params, args.runs)
     found = judge(params, runs, curves)
     write_text(args.out, json.dumps(found, indent=2) + "\n")
     write_figures(args.figures, found, runs, params.report.language)

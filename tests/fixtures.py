@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from denselab.config import IDX_FILES
-from denselab.layout import exercise_file, run_file
+from denselab.history import CURVES
+from denselab.layout import run_file
 
 
 class _Delete:
@@ -211,30 +212,30 @@ def write_cifar_tar(path: Path, arrays: dict[str, np.ndarray], extra: list[tarfi
 
 
 def write_runs(root: Path, params: dict, accuracy: dict[str, list[float]]) -> dict[str, Path]:
-    """What evaluate, train (the lab's seed) and replicate (the other seeds) would write."""
-    folders = {k: root / k for k in ("metrics", "history", "runs")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
+    """The run records evaluate (the lab's seed, first in `accuracy`) and replicate (the other seeds) would write,
+    in `root`/runs, returned as {"runs": that folder}."""
+    folder = root / "runs"
     for name, values in accuracy.items():
         lab, *others = values
-        (folders["metrics"] / exercise_file("metrics", name)).write_text(
-            json.dumps({"test_accuracy": lab, "test_loss": 0.1})
-        )
-        rows = ["epoch,loss,accuracy,val_loss,val_accuracy"] + [
-            f"{e},{1 / e},{lab - 0.1 / e},{1.2 / e},{lab - 0.2 / e}" for e in (1, 2, 3)
-        ]
-        (folders["history"] / exercise_file("history", name)).write_text("\n".join(rows) + "\n")
-        for seed, value in zip(params["study"]["seeds"], others):
-            history = {
-                "loss": [1, 0.5, 0.3],
-                "accuracy": [value - 0.1, value - 0.05, value],
-                "val_loss": [1.1, 0.6, 0.4],
-                "val_accuracy": [value - 0.2, value - 0.1, value],
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for seed, value in zip([params["seed"], *params["study"]["seeds"]], [lab, *others]):
+            curves = [
+                [1, 0.5, 0.3],
+                [value - 0.1, value - 0.05, value],
+                [1.1, 0.6, 0.4],
+                [value - 0.2, value - 0.1, value],
+            ]
+            history = {curve: [round(v, 6) for v in values] for curve, values in zip(CURVES, curves)}
+            run = {
+                "exercise": name,
+                "seed": seed,
+                "test_accuracy": value,
+                "test_loss": 0.1 if seed == params["seed"] else 0.2,
+                "precision": "float32",
+                "history": history,
             }
-            run = {"exercise": name, "seed": seed, "test_accuracy": value, "test_loss": 0.2, "history": history}
-            (folders["runs"] / name).mkdir(exist_ok=True)
-            (folders["runs"] / name / run_file(seed)).write_text(json.dumps(run))
-    return folders
+            (folder / name / run_file(seed)).write_text(json.dumps(run))
+    return {"runs": folder}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -26,7 +26,7 @@ ACCURACY = {"ex1": [0.87, 0.88, 0.86], "ex2": [0.74, 0.70, 0.76], "ex3": [0.977,
 def test_statistics_of_the_runs(tmp_path, study_params):
     params = parse_params(study_params)
     folders = write_runs(tmp_path, study_params, ACCURACY)
-    runs, _ = read_runs(params, folders["metrics"], folders["history"], folders["runs"])
+    runs, _ = read_runs(params, folders["runs"])
     found = A.aggregate(runs, params)
     assert list(found["exercises"]) == ["ex1", "ex2", "ex3"]
     assert found["exercises"]["ex2"]["mean"] == pytest.approx(0.7333333, abs=1e-6)
@@ -60,10 +60,6 @@ def test_main_writes_metrics_table_and_figures_without_tensorflow(tmp_path, stud
     (figures / "stale.png").parent.mkdir()
     (figures / "stale.png").write_bytes(b"old")
     args = [
-        "--metrics",
-        folders["metrics"],
-        "--history",
-        folders["history"],
         "--runs",
         folders["runs"],
         "--out",

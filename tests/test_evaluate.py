@@ -58,3 +58,20 @@ def test_unit_evidence_by_hand():
     assert 4 < SATURATION_Z < 6 and float(e["median_abs_1"]) == 6.0
     np.testing.assert_array_equal(np.sort(e["sample_0"]), [-3.0, -3.0, -3.0, 1.0])
     np.testing.assert_array_equal(e["weights"], model.layers[0].get_weights()[0])
+
+
+def test_the_labs_run_record_has_replicates_shape():
+    from denselab.records import RunRecord
+    from stages.evaluate import run_record
+
+    history = {"epoch": [1.0, 2.0], "loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.4]}
+    history["val_accuracy"] = [0.7, 0.123456789]
+    record = run_record("ex3", 42, {"test_accuracy": 0.97, "test_loss": 0.1}, "float32", history)
+    assert set(record) == set(RunRecord.__annotations__)
+    assert record["history"] == {
+        "loss": [0.5, 0.25],
+        "accuracy": [0.8, 0.9],
+        "val_loss": [0.6, 0.4],
+        "val_accuracy": [0.7, 0.123457],  # six significant digits, as replicate keeps them
+    }
+    assert (record["seed"], record["test_accuracy"], record["precision"]) == (42, 0.97, "float32")

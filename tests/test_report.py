@@ -169,7 +169,7 @@ def write_study(root: Path, params_data: dict, accuracy: dict[str, list[float]] 
 
     params = parse_with_claims(params_data)
     folders = write_runs(root, params_data, accuracy)
-    runs, curves = read_runs(params, folders["metrics"], folders["history"], folders["runs"])
+    runs, curves = read_runs(params, folders["runs"])
     statistics = A.aggregate(runs, params)
     (root / "study.json").write_text(json.dumps(statistics))
     A.write_figures(root / "study", runs, curves, statistics, params.report.language)

@@ -20,7 +20,7 @@ def study_params(params_copy) -> dict:
 
 def test_every_run_and_its_curves_the_labs_first(tmp_path, study_params):
     folders = write_runs(tmp_path, study_params, ACCURACY)
-    runs, curves = read_runs(parse_params(study_params), folders["metrics"], folders["history"], folders["runs"])
+    runs, curves = read_runs(parse_params(study_params), folders["runs"])
     assert list(runs["seed"]) == [42, 1, 2] * 3 and list(runs["lab_run"]) == [True, False, False] * 3
     assert runs["test_accuracy"].tolist() == [a for values in ACCURACY.values() for a in values]
     assert set(curves["split"]) == {"train", "validation"} and set(curves["metric"]) == {"accuracy", "loss"}
@@ -33,4 +33,4 @@ def test_a_missing_run_names_its_file(tmp_path, study_params):
     folders = write_runs(tmp_path, study_params, ACCURACY)
     (folders["runs"] / "ex2" / "seed-2.json").unlink()
     with pytest.raises(StageError, match=r"ex2, seed 2: missing .*runs/ex2/seed-2.json; run `dvc repro`"):
-        read_runs(parse_params(study_params), folders["metrics"], folders["history"], folders["runs"])
+        read_runs(parse_params(study_params), folders["runs"])

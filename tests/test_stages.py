@@ -29,6 +29,7 @@ IMPORTED_AS = {
     "Jinja2": "jinja2",
     "Babel": "babel",
     "PyYAML": "yaml",
+    "pydantic": "pydantic",
 }
 # Requirements no stage imports, and why they are there.
 NOT_IMPORTED = {

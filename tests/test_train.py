@@ -227,16 +227,22 @@ def test_an_exercise_trains_evaluates_and_saves_on_the_jax_backend(tmp_path):
         "stages.evaluate",
         "--exercise",
         "ex3",
+        "--seed",
+        "42",
         "--model-dir",
         "models/ex3",
         "--prepared",
         "prepared",
+        "--history",
+        "ex3.csv",
         "--metrics",
         "metrics.json",
         "--predictions",
         "predictions.csv",
         "--evidence",
         "evidence.npz",
+        "--run",
+        "runs/ex3/seed-42.json",
     )
     code = (
         "import json, keras, numpy as np; m = keras.models.load_model('models/ex3/model.keras');"
@@ -246,3 +252,8 @@ def test_an_exercise_trains_evaluates_and_saves_on_the_jax_backend(tmp_path):
     backend, optimizer, accuracy = json.loads(run("-c", code).strip().splitlines()[-1])
     assert (backend, optimizer) == ("jax", "Adam")
     assert accuracy == json.loads((tmp_path / "metrics.json").read_text())["test_accuracy"] > 0.5
+    # The lab's run's record, in replicate's shape: the test accuracy, and the curves as train wrote them.
+    record = json.loads((tmp_path / "runs/ex3/seed-42.json").read_text())
+    assert (record["exercise"], record["seed"], record["test_accuracy"]) == ("ex3", 42, accuracy)
+    written = (tmp_path / "ex3.csv").read_text().splitlines()
+    assert [f"{v:.6g}" for v in record["history"]["val_accuracy"]] == [row.split(",")[4] for row in written[1:]]
