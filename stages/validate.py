@@ -18,31 +18,19 @@ exercise's training fits in this machine's memory, and that its validation split
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
 from denselab.claim_tests import load_with_claims, untestable
 from denselab.cli import argument_parser, stage_main
 from denselab.config import Params, ParamsError
-from denselab.datasets import IMAGE_SHAPES, TRAIN_ROWS
+from denselab.datasets import TRAIN_ROWS
 from denselab.exercise import parameter_count
-from denselab.feed import CHUNK_BYTES, VALIDATION_BATCH, split_point
 from denselab.files import megabytes, write_text
+from denselab.resources import input_size, training_memory, training_rows
 
 MARKER = "params.yaml is valid\n"
 MEMINFO = Path("/proc/meminfo")
-# What TensorFlow and Keras hold before any exercise's arrays (measured: about 0.9 GB for ex3's stage).
-RUNTIME_BYTES = 1_000_000_000
-
-
-def training_memory(input_dim: int, spec) -> int:
-    """About the memory training an exercise takes: float32 weights, their gradients and Adam's two moments;
-    the chunk of input rows the loop holds; one batch's activations (pre-activations, outputs and their
-    gradients; validation batches are the larger); the runtime itself."""
-    units = sum(layer.units for layer in spec.layers)
-    batch = max(spec.batch_size, VALIDATION_BATCH)
-    return 16 * parameter_count(input_dim, spec.layers) + CHUNK_BYTES + 12 * batch * units + RUNTIME_BYTES
 
 
 def available_memory() -> int | None:
@@ -61,8 +49,7 @@ def check_resources(params: Params, memory: int | None) -> None:
     naming the key and the figures (ParamsError)."""
     for name, spec in params.exercises.items():
         dataset = params.inputs[spec.inputs].dataset
-        rows, input_dim = TRAIN_ROWS[dataset], int(math.prod(IMAGE_SHAPES[dataset]))
-        left = split_point(rows, spec.validation_split)
+        rows, input_dim, left = TRAIN_ROWS[dataset], input_size(dataset), training_rows(dataset, spec)
         if left < 1:
             raise ParamsError(
                 f"exercises.{name}.validation_split: {spec.validation_split} holds out all of {dataset}'s "

@@ -6,6 +6,7 @@ import pytest
 
 from denselab.claim_tests import parse_with_claims
 from denselab.config import ParamsError
+from denselab.resources import training_memory
 from stages import validate as V
 from tests.fixtures import without_claims
 
@@ -15,7 +16,7 @@ def test_the_labs_exercises_fit_in_a_few_gigabytes(params_data):
     V.check_resources(params, memory=4_000_000_000)
     # ex5: 11,018,762 weights x 16 bytes, the loop's 32 MiB chunk, 12 bytes per unit (3,594 of them) for a
     # 2,048-row validation batch, 1 GB of runtime.
-    assert V.training_memory(3072, params.exercises["ex5"]) == 16 * 11_018_762 + 2**25 + 12 * 2048 * 3594 + 10**9
+    assert training_memory(3072, params.exercises["ex5"]) == 16 * 11_018_762 + 2**25 + 12 * 2048 * 3594 + 10**9
 
 
 def test_a_network_too_big_for_this_machine_is_refused_with_the_figures(params_copy):
