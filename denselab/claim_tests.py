@@ -39,7 +39,7 @@ from pydantic import (
 
 from denselab.aspects import ASPECTS, Confound, all_settings, level_text
 from denselab.config import CLAIMS_FILE, PARAMS_FILE, Params, Texts, load_params, parse_params
-from denselab.schema import ExerciseName, Name, Spec, Unique, known, one_of, refuse, validated
+from denselab.schema import AnyExerciseName, ExerciseName, Name, Spec, Unique, known, one_of, refuse, validated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,12 +149,15 @@ class PairTest(ClaimTest):
     SHAPE: ClassVar[str] = "{better, than, aspects}"
     KIND: ClassVar[str] = "pair"
 
-    better: ExerciseName
-    than: ExerciseName
+    better: AnyExerciseName
+    than: AnyExerciseName
     aspects: Unique[Literal[ASPECTS]] = Field(title="aspect")  # type: ignore[valid-type]
 
     def confounds(self, params: Params) -> tuple[Confound, ...]:
-        """Where valid params left the two differing in other aspects than `aspects`: not testable."""
+        """Where valid params left the two differing in other aspects than `aspects`: not testable. An exercise
+        only a profile defines is not compared yet (judge finds it missing from the study)."""
+        if not {self.better, self.than} <= set(params.exercises):
+            return ()
         confound = Confound.between(self.than, self.better, self.aspects, all_settings(params))
         return (confound,) if confound else ()
 
@@ -200,13 +203,15 @@ class PlateauTest(ClaimTest):
     SHAPE: ClassVar[str] = "{plateau, metric, from_epoch, margin}"
     KIND: ClassVar[str] = "plateau"
 
-    exercise: ExerciseName = Field(alias="plateau")
+    exercise: AnyExerciseName = Field(alias="plateau")
     metric: Literal[tuple(PLATEAU_METRICS)] = Field(title="curve")  # type: ignore[valid-type]
     from_epoch: int = Field(ge=1)
     margin: float = Field(gt=0)
 
     def epochs(self, params: Params) -> int | None:
         """How many epochs the exercise trains, if its curve ends by `from_epoch` (nothing after it to test)."""
+        if self.exercise not in params.exercises:  # a profile's, not applied: missing from the study
+            return None
         epochs = params.exercises[self.exercise].epochs
         return epochs if epochs <= self.from_epoch else None
 
@@ -309,7 +314,7 @@ class FactorialSpec(Spec):
 class Claim(Spec):
     """One conclusion, as its author wrote it, and the controlled comparison that tests it."""
 
-    exercise: ExerciseName | None = None  # the lab's exercise whose comments draw it; None: DenseLab's own
+    exercise: AnyExerciseName | None = None  # the lab's exercise whose comments draw it; None: DenseLab's own
     text: Texts = Texts()  # the claim (vi: the lab's own words)
     test: ClaimTest | None = None  # one of KINDS (`_claims_file`)
     untested: Texts = Texts()  # why nothing tests it here, and what would (when test is None)
@@ -367,7 +372,8 @@ def parse_with_claims(data: Any) -> Params:
     specs = validated(FactorialsFile, {"factorials": data.get("factorials") or {}}, {"exercises": names})
     aspects = all_settings(params)
     factorials = {name: spec.factorial(aspects) for name, spec in specs.factorials.items()}
-    context = {"exercises": names, "factorials": factorials}
+    profiled = tuple(name for profile in params.profiles.values() for name in profile.exercises)
+    context = {"exercises": names, "any_exercises": names + profiled, "factorials": factorials}
     claims = validated(_claims_file(tuple(KINDS)), {"claims": data.get("claims") or {}}, context).claims
     return dataclasses.replace(params, factorials=factorials, claims=claims)
 

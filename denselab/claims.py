@@ -72,7 +72,9 @@ def confounds_found(confounds: Sequence[Confound]) -> list[dict[str, Any]]:
 def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> list[str]:
     """Why a claim with a test was not tested, in English (judge's log; the report words it per language)."""
     if entry.get("missing"):
-        return [f"the study does not run {', '.join(entry['missing'])}"]
+        profile = entry.get("profile")
+        then = f" (the profile {profile} does: `python -m denselab.profile {profile}`)" if profile else ""
+        return [f"the study does not run {', '.join(entry['missing'])}{then}"]
     return why_untestable(claim.test, params)
 
 
@@ -80,6 +82,14 @@ def missing_exercises(exercises: Sequence[str], runs: pd.DataFrame) -> list[str]
     """Those of `exercises` without at least two runs in the study (none tests anything)."""
     counts = runs["exercise"].value_counts()
     return [name for name in dict.fromkeys(exercises) if counts.get(name, 0) < 2]
+
+
+def profile_for(missing: Sequence[str], params: Params) -> str | None:
+    """The first profile (profiles.yaml) whose study would run every exercise of `missing`, if one would."""
+    for name, profile in params.profiles.items():
+        if set(missing) <= {*params.study.exercises, *profile.study.exercises}:
+            return name
+    return None
 
 
 def factorial_effects(factorial: Factorial, runs: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -286,6 +296,8 @@ def _claim_tests(
     missing = missing_exercises(test.exercises(params), runs)
     held_back = test.held_back(params, factorials)
     entry: dict[str, Any] = {"kind": test.KIND, "missing": missing, **held_back}
+    if missing and (profile := profile_for(missing, params)):
+        entry["profile"] = profile
     if missing or any(held_back.values()):
         return entry
     return entry | test.run(runs, curves)

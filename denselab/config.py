@@ -30,6 +30,7 @@ from denselab.exercise import (
 )
 from denselab.schema import (
     URL_PATTERN,
+    AnyExerciseName,
     ExerciseName,
     Name,
     NonEmpty,
@@ -63,6 +64,7 @@ SIDE_FILES = {
     CLAIMS_FILE: ("factorials", "claims"),
     "datasets.yaml": ("sources",),
     "descriptions.yaml": ("descriptions",),
+    "profiles.yaml": ("profiles",),
 }
 
 # What the code knows how to read; anything else is a typo (what it can build and train: denselab.exercise).
@@ -189,6 +191,21 @@ class Study(Spec):
         return (lab_seed, *self.seeds)
 
 
+class StudyAdditions(Spec):
+    """What a profile adds to the seeds study: exercises (params.yaml's or the profile's own) and seeds."""
+
+    exercises: Unique[AnyExerciseName] = ()
+    seeds: Unique[Annotated[int, Field(ge=0)]] = ()
+
+
+class Profile(Spec):
+    """Additions to params.yaml that `python -m denselab.profile NAME` writes into it (profiles.yaml): exercises
+    to define, as params.yaml defines them, and what the study adds."""
+
+    exercises: dict[Name, ExerciseSpec] = Field(default_factory=dict)
+    study: StudyAdditions = Field(default_factory=StudyAdditions)
+
+
 class ReportSettings(Spec):
     """How the HTML report is rendered."""
 
@@ -208,7 +225,8 @@ class ParamsFile(Spec):
     report: ReportSettings
     # params.yaml lists the datasets (dvc.yaml runs a download per name); datasets.yaml says where each comes from.
     sources: dict[Annotated[str, known("datasets", "dataset (one of params.yaml's datasets)")], DatasetSource]
-    descriptions: dict[ExerciseName, Texts] | None = None
+    descriptions: dict[AnyExerciseName, Texts] | None = None
+    profiles: dict[Name, Profile] | None = None
     factorials: Any = None
     claims: Any = None
 
@@ -247,6 +265,7 @@ class Params:
     exercises: Mapping[str, Exercise]
     study: Study
     report: ReportSettings
+    profiles: Mapping[str, Profile] = dataclasses.field(default_factory=dict)
     factorials: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # denselab.claim_tests.Factorial
     claims: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # denselab.claim_tests.Claim
 
@@ -309,6 +328,7 @@ def parse_params(data: Any) -> Params:
         },
         study=spec.study,
         report=spec.report,
+        profiles=spec.profiles or {},
     )
 
 
@@ -327,4 +347,15 @@ def validation_context(data: Any) -> dict[str, Any]:
         "datasets": tuple(d for d in datasets if d in DATASETS) if isinstance(datasets, list) else (),
         "inputs": keys("inputs"),
         "exercises": keys("exercises"),
+        # What claims.yaml and descriptions.yaml may name: params.yaml's exercises and those a profile defines.
+        "any_exercises": keys("exercises") + tuple(_profiles_exercises(data.get("profiles"))),
     }
+
+
+def _profiles_exercises(profiles: Any) -> list[str]:
+    """The exercises profiles.yaml's profiles define, as far as they are mappings (their own errors say the rest)."""
+    found: list[str] = []
+    for profile in profiles.values() if isinstance(profiles, dict) else ():
+        exercises = profile.get("exercises") if isinstance(profile, dict) else None
+        found += [name for name in exercises if isinstance(name, str)] if isinstance(exercises, dict) else []
+    return found

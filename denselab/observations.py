@@ -560,6 +560,17 @@ def plateau_evidence(
 def untested_evidence(found: Mapping[str, Any], lang: Language) -> list[Observation]:
     """Why a claim with a test was not tested (judge's entry): the exercises the study does not run, the exercises
     of its comparison that an edit made differ in more (or less) than the claim names, or a curve too short."""
+    if found.get("missing") and found.get("profile"):
+        return [
+            Observation(
+                N_(
+                    "Not tested yet: the seeds study does not run %(missing)s, which the profile %(profile)s adds. "
+                    "Run `python -m denselab.profile %(profile)s`, then `dvc repro` (or the study's runs on a Slurm "
+                    "cluster: `python -m denselab.slurm`)."
+                ),
+                {"missing": ", ".join(found["missing"]), "profile": found["profile"]},
+            )
+        ]
     if found.get("missing"):
         return [
             Observation(

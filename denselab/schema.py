@@ -91,6 +91,9 @@ NonEmpty = Annotated[tuple[_T, ...], Strict(False), Field(min_length=1)]
 Unique = Annotated[tuple[_T, ...], Strict(False), Field(min_length=1), AfterValidator(_no_repeats)]
 Sha256 = Annotated[str, StringConstraints(to_lower=True, pattern=SHA256_PATTERN)]
 ExerciseName = Annotated[str, known("exercises", "exercise")]
+# An exercise that params.yaml or a profile (profiles.yaml) defines: what claims and descriptions may name before
+# the profile is applied.
+AnyExerciseName = Annotated[str, known("any_exercises", "exercise")]
 
 
 _M = TypeVar("_M", bound=BaseModel)

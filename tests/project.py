@@ -30,6 +30,7 @@ PROJECT_FILES = (
     "claims.yaml",
     "datasets.yaml",
     "descriptions.yaml",
+    "profiles.yaml",
     ".dvcignore",
     ".gitignore",
     ".dvc/config",
@@ -156,9 +157,11 @@ def keep_exercises(data: dict, names: tuple[str, ...]) -> None:
             found.add(test["better"])  # in a factorial's test, `better` is a value, not an exercise
         return (found | (cells(test["factorial"]) if "factorial" in test else set())) - {None}
 
+    # A profile's exercises (profiles.yaml) stay nameable: its claims wait for it to be applied.
+    profiled = {name for p in (data.get("profiles") or {}).values() for name in p.get("exercises", {})}
     data["exercises"] = {name: spec for name, spec in data["exercises"].items() if name in names}
-    data["descriptions"] = {name: text for name, text in data["descriptions"].items() if name in names}
-    data["claims"] = {k: c for k, c in data["claims"].items() if named(c) <= set(names)}
+    data["descriptions"] = {name: text for name, text in data["descriptions"].items() if name in {*names, *profiled}}
+    data["claims"] = {k: c for k, c in data["claims"].items() if named(c) <= {*names, *profiled}}
     data["factorials"] = {k: f for k, f in data["factorials"].items() if cells(k) <= set(names)}
 
 
@@ -180,7 +183,8 @@ def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EX
         data["sources"]["mnist"]["sha256"] = sha256(mnist)
         data["sources"]["cifar10"]["sha256"] = sha256(cifar)
         keep_exercises(data, exercises)
-        for exercise in data["exercises"].values():
+        profiled = [e for p in data["profiles"].values() for e in p["exercises"].values()]
+        for exercise in [*data["exercises"].values(), *profiled]:
             exercise["epochs"] = 2
             exercise["batch_size"] = 32
         for claim in data["claims"].values():

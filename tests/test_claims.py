@@ -136,7 +136,14 @@ def test_a_factorial_with_a_cell_missing_is_not_testable_and_says_what_is_missin
         assert found["claims"][name]["missing"] == ["sigmoid_x255"]
     assert found["claims"]["ex3_scaling"]["verdict"] == C.NOT_TESTED
     assert found["claims"]["baseline_output"]["verdict"] == C.SUPPORTED  # the other factorial is whole
-    assert found["claims"]["ex5_too_simple"] == {"kind": "none", "missing": [], "verdict": C.NOT_TESTED}
+    # ex5 and its deeper control are the full study's (profiles.yaml): said so, never an error.
+    assert found["claims"]["ex5_too_simple"] == {
+        "kind": "pair",
+        "missing": ["ex5", "ex5_deeper"],
+        "confounds": [],
+        "profile": "full_study",
+        "verdict": C.NOT_TESTED,
+    }
 
 
 def test_cells_without_spread_are_not_tested_for_significance(params):
@@ -181,6 +188,11 @@ def test_a_plateau_claim_reads_the_curves_of_every_run(params_data, late_gain, v
     assert found["test"]["difference"] == pytest.approx(found["test"]["gain"] - 0.01)
 
 
-def test_a_claim_without_a_test_says_why(params):
+def test_a_claim_without_a_test_says_why(params_copy):
+    params_copy["claims"]["ex5_too_simple"]["test"] = None
+    params_copy["claims"]["ex5_too_simple"]["untested"] = {"en": "It needs a deeper CIFAR-10 control.", "vi": "Cần..."}
+    params = parse_with_claims(params_copy)
     claim = params.claims["ex5_too_simple"]
     assert claim.test is None and "CIFAR-10" in claim.untested["en"] and claim.untested["vi"]
+    found = C.verdicts(params, table(cells(0.88, 0.975, 0.74, 0.978)), no_curves())["claims"]["ex5_too_simple"]
+    assert found == {"kind": "none", "missing": [], "verdict": C.NOT_TESTED}

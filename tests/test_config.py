@@ -43,8 +43,8 @@ BAD = [
         "studdy",
         {"seeds": [5]},
         (
-            "studdy: unknown key; allowed here: claims, datasets, descriptions, exercises, factorials, inputs, report, seed, "
-            "sources, study; did you mean 'study'?"
+            "studdy: unknown key; allowed here: claims, datasets, descriptions, exercises, factorials, inputs, profiles, "
+            "report, seed, sources, study; did you mean 'study'?"
         ),
     ),
     ("extra", 1, "extra: unknown key"),
@@ -154,8 +154,31 @@ BAD = [
     ),
     ("claims.ex5_validation_loss.test.metric", "loss", "claims.ex5_validation_loss.test.metric: unknown curve 'loss'"),
     ("claims.ex5_validation_loss.test.margin", 0, "claims.ex5_validation_loss.test.margin: expected a number > 0"),
-    ("claims.ex5_too_simple.untested", DELETE, "claims.ex5_too_simple.test: missing; a claim without a test says why"),
+    ("claims.ex5_too_simple.test", None, "claims.ex5_too_simple.test: missing; a claim without a test says why"),
     ("claims.ex5_too_simple.because", "x", "claims.ex5_too_simple.because: unknown key"),
+    # A claim may name a profile's exercise (profiles.yaml) before it is applied, not an exercise nobody defines.
+    (
+        "claims.ex5_too_simple.test.better",
+        "ex5_deepr",
+        (
+            "claims.ex5_too_simple.test.better: unknown exercise 'ex5_deepr'; allowed: baseline, ex1, ex2, ex3, ex5, "
+            "sigmoid_x255, baseline_sigmoid_output, baseline_sigmoid_hidden, baseline_sigmoid_both, ex5_deeper; did "
+            "you mean 'ex5_deeper'?"
+        ),
+    ),
+    # A profile's exercise is checked as params.yaml's are; what it adds to the study must exist.
+    (
+        "profiles.full_study.exercises.ex5_deeper.epochs",
+        "ten",
+        "profiles.full_study.exercises.ex5_deeper.epochs: expected an integer >= 1, got str 'ten'",
+    ),
+    (
+        "profiles.full_study.study.exercises",
+        ["ex5", "ex55"],
+        "profiles.full_study.study.exercises[1]: unknown exercise 'ex55'",
+    ),
+    ("profiles.full_study.study.seed", [5], "profiles.full_study.study.seed: unknown key"),
+    ("profiles.full-study", {}, "profiles.full-study: expected a name"),
 ]
 
 
@@ -348,7 +371,9 @@ def test_claims_in_the_wrong_file_or_unknown_keys_are_refused(tmp_path, params_d
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))  # claims and factorials in params.yaml
     with pytest.raises(ParamsError, match=r"params.yaml: claims: belongs in claims.yaml, beside it"):
         load_params(tmp_path / "params.yaml")
-    rest = {k: v for k, v in params_data.items() if k not in ("claims", "factorials", "sources", "descriptions")}
+    rest = {
+        k: v for k, v in params_data.items() if k not in ("claims", "factorials", "sources", "descriptions", "profiles")
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(rest))
     (tmp_path / "datasets.yaml").write_text(yaml.safe_dump({"sources": params_data["sources"]}))
     (tmp_path / "claims.yaml").write_text("claims: {}\nclaimz: {}\n")
@@ -377,6 +402,7 @@ def test_every_mistake_is_one_line_naming_its_file_and_key(tmp_path, params_copy
         "/datasets.yaml: sources.mnist.sha256: expected 64 hexadecimal digits (a sha256), got 'abc'",
         (
             "/descriptions.yaml: descriptions.ex22: unknown exercise 'ex22'; allowed: baseline, ex1, ex2, ex3, ex5, "
-            "sigmoid_x255, baseline_sigmoid_output, baseline_sigmoid_hidden, baseline_sigmoid_both; did you mean 'ex2'?"
+            "sigmoid_x255, baseline_sigmoid_output, baseline_sigmoid_hidden, baseline_sigmoid_both, ex5_deeper; did you "
+            "mean 'ex2'?"
         ),
     ]

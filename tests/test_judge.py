@@ -59,6 +59,7 @@ def test_main_writes_the_verdicts_and_plots_without_tensorflow(tmp_path, params_
     assert found["claims"]["ex5_validation_accuracy"] == {
         "kind": "plateau",
         "missing": ["ex5"],
+        "profile": "full_study",  # the profile whose study runs it: the page says how to apply it
         "verdict": "not_tested",
     }
     assert "ex2_relu_worse: conditional" in out.stderr

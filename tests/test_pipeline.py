@@ -366,6 +366,30 @@ def test_adding_a_control_and_its_claim_trains_only_the_control(project):
     assert project.status() == set()
 
 
+def test_the_full_study_profile_trains_ex5s_runs_and_its_control_and_judges_ex5s_claims(project):
+    """Before the profile, ex5's three claims are not tested and the page says how to run them; the profile's one
+    command, then `dvc repro`, trains only ex5's study runs and the deeper control, and judges all three."""
+    ex5_claims = ("ex5_validation_accuracy", "ex5_validation_loss", "ex5_too_simple")
+    before = json.loads(project.read("reports/claims.json"))["claims"]
+    assert {name: (before[name]["verdict"], before[name].get("profile")) for name in ex5_claims} == dict.fromkeys(
+        ex5_claims, ("not_tested", "full_study")
+    )
+    assert "`python -m denselab.profile full_study`, then `dvc repro`" in project.read("reports/index.html").decode()
+    applied = project.run(sys.executable, "-m", "denselab.profile", "full_study")
+    assert "params.yaml: exercises.ex5_deeper: added" in applied.stderr
+    ran, log = project.repro()
+    assert {stage for stage in ran if TRAINING.match(stage)} == {
+        "train@ex5_deeper",
+        *(f"replicate@{name}-{seed}" for name in ("ex5", "ex5_deeper") for seed in STUDY["seeds"]),
+    }, log
+    after = json.loads(project.read("reports/claims.json"))["claims"]
+    for name in ex5_claims:
+        assert after[name]["verdict"] in {"supported", "not_supported", "contradicted"}, (name, after[name])
+        assert "p_adjusted" in after[name]["test"] and "profile" not in after[name]
+    assert after["ex5_too_simple"]["runs"] == {"ex5": 3, "ex5_deeper": 3}
+    assert "denselab.profile" not in project.read("reports/index.html").decode()
+
+
 def test_editing_a_template_reruns_only_the_report(project):
     style = project.path / "denselab/templates/style.css"
     style.write_text(style.read_text() + "\n/* tweak */\n")
