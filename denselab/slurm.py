@@ -26,6 +26,7 @@ import dataclasses
 import math
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -259,6 +260,11 @@ def fan_out(
 ) -> list[str]:
     """Steps 1 to 5 of the module's docstring; returns the runs still missing (empty: the page is built).
     `chosen`: the Request fields the user gave (None: estimated)."""
+    missing_commands = [name for name in ("sbatch", "squeue", "scontrol") if shutil.which(name) is None]
+    if missing_commands:
+        raise StageError(
+            f"{', '.join(missing_commands)} not found: run this where Slurm's commands are (a cluster's login node)"
+        )
     params = load_params(root / PARAMS_FILE)
     runs = study_runs(params)
     names = [stage_name(e, s) for e, s in runs]

@@ -14,6 +14,7 @@ import pytest
 
 from denselab import slurm
 from denselab.claim_tests import parse_with_claims
+from denselab.cli import StageError
 from tests.project import make_project
 from tests.slurm import installed, slurm_cluster
 
@@ -48,6 +49,30 @@ def test_a_tasks_last_line_names_why_it_failed(tmp_path):
     log.write_text("denselab: replicate@ex1-1 on node7\nslurmstepd: error: *** JOB 12 CANCELLED AT 2026 ***\n\n")
     assert slurm.last_line(log) == "slurmstepd: error: *** JOB 12 CANCELLED AT 2026 ***"
     assert slurm.last_line(tmp_path / "1.log").startswith("no log (")
+
+
+def test_the_tasks_build_a_pushed_commit_so_an_unpushed_one_or_an_uncommitted_edit_is_refused(tmp_path):
+    def git(*args: str, cwd: Path = tmp_path / "clone") -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
+        env["GIT_COMMITTER_EMAIL"] = "t@t"
+        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+    origin, clone = tmp_path / "origin.git", tmp_path / "clone"
+    git("init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp_path)
+    git("clone", "-q", str(origin), str(clone), cwd=tmp_path)
+    for name in ("params.yaml", "dvc.lock"):
+        (clone / name).write_text("a: 1\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "one")
+    with pytest.raises(StageError, match=r"^commit [0-9a-f]{7} is not on .*origin.git, which the tasks clone: push"):
+        slurm.pushed_commit(clone, str(origin))
+    git("push", "-q", "origin", "main")
+    head = git("rev-parse", "HEAD").strip()
+    (clone / "dvc.lock").write_text("b: 2\n")  # an output: the tasks rebuild it
+    assert slurm.pushed_commit(clone, str(origin)) == head
+    (clone / "params.yaml").write_text("a: 2\n")
+    with pytest.raises(StageError, match=r"^params.yaml: changed since commit [0-9a-f]{7}, and the tasks build"):
+        slurm.pushed_commit(clone, str(origin))
 
 
 def test_without_dvcs_run_cache_lookup_every_run_counts_as_missing(tmp_path, monkeypatch):
