@@ -30,6 +30,7 @@ IMPORTED_AS = {
     "Babel": "babel",
     "PyYAML": "yaml",
     "pydantic": "pydantic",
+    "ruamel.yaml": "ruamel",
 }
 # Requirements no stage imports, and why they are there.
 NOT_IMPORTED = {
