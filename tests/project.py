@@ -198,6 +198,25 @@ def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EX
     return project
 
 
+def shared_study(tmp: Path, message: str) -> tuple[Project, Path]:
+    """A tiny MNIST-only project of ex1 and ex2, studied over seeds 1 and 2, with a folder as its DVC remote,
+    committed and pushed to a bare Git repository: what machines that share the study clone. Returns the project
+    and the bare repository."""
+    project = make_project(tmp, study={"seeds": [1, 2], "exercises": ["ex1", "ex2"]}, exercises=("ex1", "ex2"))
+
+    def mnist_only(d):
+        del d["inputs"]["cifar10_scaled"], d["sources"]["cifar10"]
+        d["datasets"].remove("cifar10")
+
+    project.edit(mnist_only)
+    project.run("dvc", "remote", "add", "-d", "shared", str(tmp / "remote"))
+    project.commit(message)
+    origin = tmp / "origin.git"
+    project.run("git", "init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp)
+    project.run("git", "push", "-q", str(origin), "main")
+    return project, origin
+
+
 RUN_CACHE = Path(".dvc/cache/runs")  # DVC's run-cache: one entry per (stage command, deps) that ran
 
 

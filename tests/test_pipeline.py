@@ -32,6 +32,7 @@ from tests.project import (
     as_built,
     build,
     make_project,
+    shared_study,
     wait_for,
 )
 from tests.sshd import SSHD, pending_handshakes, ssh_server
@@ -845,18 +846,7 @@ def test_workers_spread_the_study_and_a_collector_trains_nothing(tmp_path):
     The lab's runs (train, evaluate) are results kept in Git: the machine that trains them commits
     and pushes them as usual. The other seeds' runs travel through DVC's run-cache alone.
     """
-    project = make_project(tmp_path, study={"seeds": [1, 2], "exercises": ["ex1", "ex2"]}, exercises=("ex1", "ex2"))
-
-    def mnist_only(d):
-        del d["inputs"]["cifar10_scaled"], d["sources"]["cifar10"]
-        d["datasets"].remove("cifar10")
-
-    project.edit(mnist_only)
-    project.run("dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote"))
-    project.commit("a study over two machines")
-    bare = tmp_path / "origin.git"
-    project.run("git", "init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
-    project.run("git", "push", "-q", str(bare), "main")
+    project, bare = shared_study(tmp_path, "a study over two machines")
 
     halves = {
         "worker-a": ["evaluate@ex1", "evaluate@ex2", "replicate@ex1-1", "replicate@ex2-1"],

@@ -15,7 +15,7 @@ import pytest
 from denselab import slurm
 from denselab.claim_tests import parse_with_claims
 from denselab.cli import StageError
-from tests.project import make_project
+from tests.project import shared_study
 from tests.slurm import installed, slurm_cluster
 
 NEEDS_SLURM = pytest.mark.skipif(
@@ -94,20 +94,10 @@ def test_without_dvcs_run_cache_lookup_every_run_counts_as_missing(tmp_path, mon
 @pytest.mark.xdist_group("slurm")  # a project and a cluster of its own
 def test_the_study_fans_out_over_slurm_a_killed_run_is_named_and_resubmitted_alone(tmp_path):
     """A teacher's clone submits the study's four runs; one task is cancelled on purpose: the command names it with
-    its log's last line and builds no page. Run again, it submits that run alone, then renders the page, identical
-    to the page a one-machine `dvc repro` of the same commit renders."""
-    project = make_project(tmp_path, study={"seeds": [1, 2], "exercises": ["ex1", "ex2"]}, exercises=("ex1", "ex2"))
-
-    def mnist_only(d):
-        del d["inputs"]["cifar10_scaled"], d["sources"]["cifar10"]
-        d["datasets"].remove("cifar10")
-
-    project.edit(mnist_only)
-    project.run("dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote"))
-    project.commit("the study on a cluster")
-    origin = tmp_path / "origin.git"
-    project.run("git", "init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp_path)
-    project.run("git", "push", "-q", str(origin), "main")
+    its log's last line and builds no page. Run again, it submits that run alone, then renders the page a
+    one-machine `dvc repro` of the same commit renders (but for the lab's runs' seconds per epoch, which each machine
+    measures as it trains them)."""
+    project, origin = shared_study(tmp_path, "the study on a cluster")
 
     alone = tmp_path / "one-machine"
     project.run("git", "clone", "-q", str(origin), str(alone), cwd=tmp_path)
