@@ -226,7 +226,7 @@ class ParamsFile(Spec):
     # params.yaml lists the datasets (dvc.yaml runs a download per name); datasets.yaml says where each comes from.
     sources: dict[Annotated[str, known("datasets", "dataset (one of params.yaml's datasets)")], DatasetSource]
     descriptions: dict[AnyExerciseName, Texts] | None = None
-    profiles: dict[Name, Profile] | None = None
+    profiles: Any = None  # ProfilesFile, below
     factorials: Any = None
     claims: Any = None
 
@@ -253,6 +253,14 @@ class ParamsFile(Spec):
             if source.idx_sha256 is not None and name != "mnist":
                 raise refuse("only mnist has IDX files", name, "idx_sha256")
         return sources
+
+
+class ProfilesFile(Spec):
+    """profiles.yaml. Checked on its own: what a profile names (inputs, exercises) is params.yaml's when it is
+    applied, not necessarily now (a project that dropped CIFAR-10 keeps a valid params.yaml), so the names are
+    checked by `denselab.profile` against the params.yaml it writes."""
+
+    profiles: dict[Name, Profile] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -317,6 +325,7 @@ def parse_params(data: Any) -> Params:
     """Validate an already-parsed params mapping (the pure half of load_params). claims.yaml's keys are left to
     `denselab.claim_tests.parse_with_claims`."""
     spec = validated(ParamsFile, data, validation_context(data))
+    profiles = validated(ProfilesFile, {"profiles": data.get("profiles") or {}}, {}).profiles
     descriptions = spec.descriptions or {}
     return Params(
         seed=spec.seed,
@@ -328,7 +337,7 @@ def parse_params(data: Any) -> Params:
         },
         study=spec.study,
         report=spec.report,
-        profiles=spec.profiles or {},
+        profiles=profiles,
     )
 
 

@@ -172,11 +172,7 @@ BAD = [
         "ten",
         "profiles.full_study.exercises.ex5_deeper.epochs: expected an integer >= 1, got str 'ten'",
     ),
-    (
-        "profiles.full_study.study.exercises",
-        ["ex5", "ex55"],
-        "profiles.full_study.study.exercises[1]: unknown exercise 'ex55'",
-    ),
+    ("profiles.full_study.study.exercises", "ex5", "profiles.full_study.study.exercises: expected a non-empty list"),
     ("profiles.full_study.study.seed", [5], "profiles.full_study.study.seed: unknown key"),
     ("profiles.full-study", {}, "profiles.full-study: expected a name"),
 ]

@@ -65,6 +65,17 @@ def test_applying_writes_a_valid_params_yaml_and_a_profile_that_would_not_be_val
         P.apply_profile(tmp_path, "full_studdy")
 
 
+def test_what_a_profile_names_is_checked_when_it_is_applied_not_before(tmp_path):
+    """A project may drop what a profile trains on (CIFAR-10, say): its params stay valid; the profile is refused
+    only when applied, naming the key."""
+    copy_params(tmp_path)
+    profiles = (tmp_path / "profiles.yaml").read_text()
+    (tmp_path / "profiles.yaml").write_text(profiles.replace("inputs: cifar10_scaled", "inputs: cifar100_scaled"))
+    assert load_with_claims(tmp_path / "params.yaml").profiles["full_study"].exercises["ex5_deeper"]
+    with pytest.raises(StageError, match=r"exercises.ex5_deeper.inputs: unknown inputs .* 'cifar100_scaled'"):
+        P.apply_profile(tmp_path, "full_study")
+
+
 def test_without_ruamels_comment_records_the_profile_still_applies():
     """The comment that follows the last exercise moves below the added one through ruamel.yaml's `.ca`; mappings
     without it (another ruamel.yaml) leave the comment where it is."""
