@@ -73,7 +73,7 @@ def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> 
     """Why a claim with a test was not tested, in English (judge's log; the report words it per language)."""
     if entry.get("missing"):
         profile = entry.get("profile")
-        then = f" (the profile {profile} does: `python -m denselab.profile {profile}`)" if profile else ""
+        then = f"; the profile {profile} does: `python -m denselab.profile {profile}`" if profile else ""
         return [f"the study does not run {', '.join(entry['missing'])}{then}"]
     return why_untestable(claim.test, params)
 

@@ -196,3 +196,33 @@ def test_a_claim_without_a_test_says_why(params_copy):
     assert claim.test is None and "CIFAR-10" in claim.untested["en"] and claim.untested["vi"]
     found = C.verdicts(params, table(cells(0.88, 0.975, 0.74, 0.978)), no_curves())["claims"]["ex5_too_simple"]
     assert found == {"kind": "none", "missing": [], "verdict": C.NOT_TESTED}
+
+
+def test_once_the_full_study_is_applied_all_eight_claims_are_judged(tmp_path):
+    """The page's eight verdicts: with the profile written into params.yaml, ex5 and its deeper control are in the
+    study, and ex5's three claims are tested like the others (on runs and curves made up here)."""
+    from denselab.claim_tests import load_with_claims
+    from denselab.profile import apply_profile
+    from tests.fixtures import copy_params
+
+    copy_params(tmp_path)
+    apply_profile(tmp_path, "full_study")
+    params = load_with_claims(tmp_path / "params.yaml")
+    runs = table(cells(0.88, 0.975, 0.74, 0.978) | {"ex5": 0.55, "ex5_deeper": 0.53})
+    # Flat from epoch 15 on but for a wiggle of a fifth of a point, differently in each run.
+    late = [
+        [0.3 + 0.01 * min(e, 15) + noise + 0.002 * ((seed * 7 + e) % 3 - 1) for e in range(1, 31)]
+        for seed, noise in enumerate(NOISE * 3)
+    ]
+    curves = pd.concat(
+        [
+            curves_of("ex5", "accuracy", late),
+            curves_of("ex5", "loss", [[1.0 - value for value in run] for run in late]),
+        ]
+    )
+    found = C.verdicts(params, runs, curves)["claims"]
+    assert len(found) == 8 and not [name for name, claim in found.items() if claim["verdict"] == C.NOT_TESTED]
+    assert all("profile" not in claim for claim in found.values())
+    assert found["ex5_too_simple"]["verdict"] == C.CONTRADICTED  # the deeper control did worse here
+    assert found["ex5_too_simple"]["runs"] == {"ex5": 5, "ex5_deeper": 5}
+    assert found["ex5_validation_accuracy"]["verdict"] == C.SUPPORTED  # flat from epoch 15 on

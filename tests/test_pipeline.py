@@ -35,6 +35,8 @@ from tests.project import (
     shared_study,
     wait_for,
 )
+from tests.slurm import installed as slurm_installed
+from tests.slurm import slurm_cluster
 from tests.sshd import SSHD, pending_handshakes, ssh_server
 
 # Every test here runs dvc on a copy of the project. pytest-xdist runs each group on one worker, beside the other
@@ -236,17 +238,6 @@ def test_after_a_repro_and_plots_show_git_sees_only_results_to_commit(project):
     assert changed and all(kept.match(line) for line in changed), changed
 
 
-def test_reverting_an_edit_restores_outputs_from_the_run_cache(project):
-    project.edit(lambda d: d["exercises"]["ex2"].update(epochs=4))
-    project.repro()
-    assert project.read("reports/history/ex2.csv").count(b"\n") == 1 + 4
-    project.restore("params.yaml")
-    ran, log = project.repro()
-    assert "train@ex2" not in ran and "Epoch" not in log, log
-    assert re.search(r"Stage 'train@ex2' is cached - skipping run", log), log
-    assert project.status() == set()
-
-
 def test_forced_rerun_gives_byte_identical_metrics(project):
     paths = (
         "reports/metrics/ex3.json",
@@ -365,30 +356,6 @@ def test_adding_a_control_and_its_claim_trains_only_the_control(project):
     page = project.read("reports/index.html").decode()
     assert 'data-claim="scaling_helps_sigmoid"' in page and "Scaling helps the sigmoid network too." in page
     assert project.status() == set()
-
-
-def test_the_full_study_profile_trains_ex5s_runs_and_its_control_and_judges_ex5s_claims(project):
-    """Before the profile, ex5's three claims are not tested and the page says how to run them; the profile's one
-    command, then `dvc repro`, trains only ex5's study runs and the deeper control, and judges all three."""
-    ex5_claims = ("ex5_validation_accuracy", "ex5_validation_loss", "ex5_too_simple")
-    before = json.loads(project.read("reports/claims.json"))["claims"]
-    assert {name: (before[name]["verdict"], before[name].get("profile")) for name in ex5_claims} == dict.fromkeys(
-        ex5_claims, ("not_tested", "full_study")
-    )
-    assert "`python -m denselab.profile full_study`, then `dvc repro`" in project.read("reports/index.html").decode()
-    applied = project.run(sys.executable, "-m", "denselab.profile", "full_study")
-    assert "params.yaml: exercises.ex5_deeper: added" in applied.stderr
-    ran, log = project.repro()
-    assert {stage for stage in ran if TRAINING.match(stage)} == {
-        "train@ex5_deeper",
-        *(f"replicate@{name}-{seed}" for name in ("ex5", "ex5_deeper") for seed in STUDY["seeds"]),
-    }, log
-    after = json.loads(project.read("reports/claims.json"))["claims"]
-    for name in ex5_claims:
-        assert after[name]["verdict"] in {"supported", "not_supported", "contradicted"}, (name, after[name])
-        assert "p_adjusted" in after[name]["test"] and "profile" not in after[name]
-    assert after["ex5_too_simple"]["runs"] == {"ex5": 3, "ex5_deeper": 3}
-    assert "denselab.profile" not in project.read("reports/index.html").decode()
 
 
 def test_editing_a_template_reruns_only_the_report(project):
@@ -837,6 +804,78 @@ def test_a_push_while_students_fetch_leaves_each_with_one_commits_report_whole(s
     assert [r.commit for r in results] == [old] * 4 + [new] * 4
     assert all(r.report == reports[r.commit] for r in results), results
     assert all(cache_intact(clone) for clone in [*early, *late, returning])
+
+
+NEEDS_SLURM = pytest.mark.skipif(
+    not (slurm_installed() and os.geteuid() == 0) and not os.environ.get("DENSELAB_REQUIRE_SLURM"),
+    reason="needs Debian's slurmctld, slurmd, slurm-client and munge, and root (.ci/run installs them)",
+)
+
+
+@SHARING
+@NEEDS_SLURM
+def test_the_study_fans_out_over_slurm_a_killed_run_is_named_and_resubmitted_alone(small, tmp_path):
+    """A teacher adds two seeds to the study and fans it out over a real one-node Slurm (tests/slurm.py) from a
+    clone: the run the remote's run-cache has is not submitted, the two others are. One task is cancelled on
+    purpose: the command names it with its log's last line and builds no page. Run again, it submits that run alone,
+    then renders the page, byte for byte the page `dvc repro` renders on one machine from the same commit."""
+    small.run("dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    small.run("dvc", "push", "--run-cache")  # the build's results and runs, the study's seed 1 among them
+    small.edit(lambda d: set_key(d, "study.seeds", [1, 2, 3]))
+    small.commit("two more seeds, on the cluster")
+    origin = tmp_path / "origin.git"
+    small.run("git", "init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp_path)
+    small.run("git", "push", "-q", str(origin), "main")
+    teacher = tmp_path / "login-node"
+    small.run("git", "clone", "-q", str(origin), str(teacher), cwd=tmp_path)
+
+    command = [sys.executable, "-m", "denselab.slurm", "--cpus-per-task", "1", "--poll", "0.5"]
+    with slurm_cluster(tmp_path / "slurm", memory_mb=8192) as cluster:
+        env = {**small.env, "SLURM_CONF": cluster.env["SLURM_CONF"]}
+        log = open(tmp_path / "first.log", "w+")  # noqa: SIM115  (wait_for reads it while the command writes)
+        first = subprocess.Popen(command, cwd=teacher, env=env, stdout=log, stderr=subprocess.STDOUT)
+        first.log = log
+        wait_for(first, r"denselab: job \d+: .*; logs in \S+")
+        log.seek(0)
+        job, logs = re.search(r"denselab: job (\d+): .*; logs in (\S+)", log.read()).groups()
+        victim = Path(logs) / "1.log"  # replicate@ex1-3: cancelled once its task is building
+        deadline = time.monotonic() + 300
+        while "denselab: checkout" not in (victim.read_text() if victim.is_file() else ""):
+            assert time.monotonic() < deadline and first.poll() is None, victim
+            time.sleep(0.2)
+        assert cluster.run("scancel", f"{job}_1").returncode == 0
+        assert first.wait(timeout=600) == 1
+        log.seek(0)
+        said = log.read()
+        page_before = (teacher / "reports/index.html").exists()
+        again = small.run(*command, cwd=teacher, env=env)
+        task_logs = [p.read_text() for p in Path(logs).parent.parent.glob("*/logs/*.log")]
+
+    assert "denselab: 1 of 3 runs in the run-cache" in said, said
+    assert re.search(r": 2 runs \(--cpus-per-task=1, --mem=1536M, --time=11\)", said), said
+    assert re.search(r"\[\d/2\] replicate@ex1-2 pushed", said), said
+    failed = re.findall(r"\[\d/2\] replicate@ex1-3 failed \(CANCELLED\): (.*)", said)
+    assert failed == ["denselab: replicate@ex1-3 stopped by Slurm (cancelled, out of time, or its node went down)"]
+    assert f"replicate@ex1-3 is missing: {failed[0]}" in said
+    assert "1 of 2 runs failed; run this again to submit only those" in said
+    assert not page_before  # no page from a study with a run missing
+    out = again.stdout + again.stderr
+    assert "2 of 3 runs in the run-cache" in out and re.search(r": 1 run \(", out), out
+    assert re.search(r"\[1/1\] replicate@ex1-3 pushed", out), out
+    # Each task trained its own run and nothing else; the collector trained nothing.
+    finished = [text for text in task_logs if "denselab: done" in text]
+    assert len(task_logs) == 3 and len(finished) == 2
+    for text in finished:
+        (stage,) = re.findall(r"denselab: done (\S+)", text)
+        assert re.findall(r"Running stage '((?:train|replicate)@[^']+)'", text) == [stage], text
+    assert not [s for s in re.findall(r"Running stage '([^']+)'", out) if TRAINING.match(s)], out
+    # Seed 1's run is the commit's (dvc.lock): pulled; the cluster's two come from the run-cache.
+    assert len(re.findall(r"Stage 'replicate@ex1-[23]' is cached - skipping run", out)) == 2, out
+
+    ran, log_text = small.repro()  # one machine, the same commit: the two new runs trained here
+    assert {s for s in ran if TRAINING.match(s)} == {"replicate@ex1-2", "replicate@ex1-3"}, log_text
+    for result in ("reports/study.json", "reports/claims.json", "reports/index.html"):
+        assert (teacher / result).read_bytes() == small.read(result), result
 
 
 @pytest.mark.xdist_group("pipeline-workers")  # a project of its own
