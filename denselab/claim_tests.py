@@ -38,7 +38,15 @@ from pydantic import (
 )
 
 from denselab.aspects import ASPECTS, Confound, all_settings, level_text
-from denselab.config import CLAIMS_FILE, PARAMS_FILE, Params, Texts, load_params, parse_params
+from denselab.config import (
+    CLAIMS_FILE,
+    PARAMS_FILE,
+    Params,
+    Texts,
+    load_params,
+    parse_params,
+    validation_context,
+)
 from denselab.schema import AnyExerciseName, ExerciseName, Name, Spec, Unique, known, one_of, refuse, validated
 
 if TYPE_CHECKING:
@@ -372,8 +380,8 @@ def parse_with_claims(data: Any) -> Params:
     specs = validated(FactorialsFile, {"factorials": data.get("factorials") or {}}, {"exercises": names})
     aspects = all_settings(params)
     factorials = {name: spec.factorial(aspects) for name, spec in specs.factorials.items()}
-    profiled = tuple(name for profile in params.profiles.values() for name in profile.exercises)
-    context = {"exercises": names, "any_exercises": names + profiled, "factorials": factorials}
+    any_exercises = validation_context(data)["any_exercises"]  # params.yaml's and the profiles' (descriptions' too)
+    context = {"exercises": names, "any_exercises": any_exercises, "factorials": factorials}
     claims = validated(_claims_file(tuple(KINDS)), {"claims": data.get("claims") or {}}, context).claims
     return dataclasses.replace(params, factorials=factorials, claims=claims)
 

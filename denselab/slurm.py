@@ -292,7 +292,7 @@ def fan_out(
     missing = [name for name in names if name not in recorded]
     print(f"denselab: {len(names) - len(missing)} of {_runs(len(names))} in the run-cache", file=sys.stderr)
     if missing:
-        exercises = sorted({e for (e, _), name in zip(runs, names, strict=True) if name in missing})
+        exercises = sorted({e for e, s in runs if stage_name(e, s) in missing})
         given = {key: value for key, value in chosen.items() if value is not None}
         request = dataclasses.replace(default_request(params, exercises, cpus), **given)
         folder = (workdir or root / ".dvc" / "tmp" / "slurm") / time.strftime("%Y%m%d-%H%M%S")
