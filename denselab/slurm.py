@@ -248,6 +248,15 @@ def wait(job: str, runs: Sequence[str], logs: Path, root: Path, poll: float, sle
         sleep(poll)
 
 
+def still_missing(runs: Sequence[str], recorded: set[str] | None, logs: Path) -> list[str]:
+    """Those of the array's `runs` (task i ran runs[i]) that did not reach the run-cache: by DVC's lookup
+    (`recorded_runs`), or, where this DVC has none, by each task's log, which ends with DONE once its run is
+    pushed."""
+    if recorded is not None:
+        return [name for name in runs if name not in recorded]
+    return [name for i, name in enumerate(runs) if not last_line(logs / f"{i}.log").startswith(DONE)]
+
+
 def fan_out(
     root: Path,
     chosen: dict[str, Any],
@@ -309,7 +318,7 @@ def fan_out(
         except KeyboardInterrupt:
             raise StageError(f"stopped waiting; job {job} goes on (`scancel {job}` stops it)") from None
         _dvc_or_stop(["fetch", "--run-cache", "sources"], root, "the tasks' run records")
-        still = set(missing) - (recorded_runs(root, missing) or set())
+        still = still_missing(missing, recorded_runs(root, missing), folder / "logs")
         if still:
             for index, name in enumerate(missing):
                 if name in still:
@@ -321,7 +330,7 @@ def fan_out(
                 f"denselab: {len(still)} of {_runs(len(missing))} failed; run this again to submit only those",
                 file=sys.stderr,
             )
-            return [name for name in missing if name in still]
+            return still
     if collect:
         _dvc_or_stop(["repro", "--pull"], root, "the page")
     return []

@@ -78,3 +78,12 @@ def test_without_dvcs_run_cache_lookup_every_run_counts_as_missing(tmp_path, mon
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
     assert slurm.recorded_runs(tmp_path, ["replicate@ex1-1"]) is None
+
+
+def test_without_the_lookup_a_run_is_missing_when_its_tasks_log_does_not_end_pushed(tmp_path):
+    (tmp_path / "0.log").write_text("denselab: repro 7.5 s\ndenselab: push 0.8 s\ndenselab: done replicate@ex1-1\n")
+    (tmp_path / "1.log").write_text("denselab: replicate@ex1-2 stopped by Slurm (cancelled, ...)\n")
+    runs = ["replicate@ex1-1", "replicate@ex1-2", "replicate@ex1-3"]  # the third never started: no log
+    assert slurm.still_missing(runs, None, tmp_path) == ["replicate@ex1-2", "replicate@ex1-3"]
+    # With DVC's lookup, the run-cache decides, whatever a log says.
+    assert slurm.still_missing(runs, {"replicate@ex1-2"}, tmp_path) == ["replicate@ex1-1", "replicate@ex1-3"]
