@@ -18,6 +18,7 @@ from pathlib import Path
 # remote's one way of running DVC, used as it is: renaming it public would edit remote.py, which every training
 # stage runs, and so rerun them all.
 from denselab.cli import argument_parser
+from denselab.keys import key_problem, remote_settings
 from denselab.remote import _dvc, dvc_root, first_error, remote_name
 
 # The probe's name says what it is, should anyone see it on the server.
@@ -34,12 +35,12 @@ def _reason(exc: BaseException) -> str:
 
 def _remote_errors() -> tuple[type[BaseException], ...]:
     """What reaching a remote raises: OSError (refused, timed out, denied), and asyncssh's own errors when sshfs
-    lets one through."""
+    lets one through (a key it cannot read among them: `main` checks the key first, naming it)."""
     try:
-        from asyncssh import Error
+        from asyncssh import Error, KeyImportError
     except ImportError:
         return (OSError,)
-    return (OSError, Error)
+    return (OSError, Error, KeyImportError)
 
 
 def _refused_key(exc: BaseException) -> bool:
@@ -141,7 +142,8 @@ def check(root: Path) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m denselab.access [PROJECT]`; exit code 1 when the remote cannot be read."""
+    """Command line: `python -m denselab.access [PROJECT]`; exit code 1 when the remote cannot be read, 2 when this
+    clone's key cannot be (or PROJECT is in no DVC project)."""
     parser = argument_parser(__spec__, __doc__)
     parser.add_argument(
         "project", nargs="?", type=Path, default=Path.cwd(), help="a folder of the project (default: here)"
@@ -150,6 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     root = dvc_root(start)
     if root is None:
         print(f"error: {start} is not in a DVC project", file=sys.stderr)
+        raise SystemExit(2)
+    problem = key_problem(remote_settings(root))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     readable, line = check(root)
     print(line)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -13,6 +14,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+N = TypeVar("N", int, float)
 
 
 class ParamsError(ValueError):
@@ -41,12 +45,43 @@ def stage_main(fn: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the option (`--help` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def argument_parser(spec: ModuleSpec | None, doc: str | None) -> argparse.ArgumentParser:
     """The command line of an entry point run as `python -m <module>` (`spec`: the module's `__spec__`): its
     usage names that command, where argparse would name the file (`train.py`), and its description is the first
-    line of the module's docstring."""
+    line of the module's docstring. A mistake on it is one line, exit code 2, before any work starts."""
     prog = f"python -m {spec.name}" if spec is not None else None
-    return argparse.ArgumentParser(prog=prog, description=(doc or "").splitlines()[0])
+    return _OneLineParser(prog=prog, description=(doc or "").splitlines()[0])
+
+
+def bounded(kind: Callable[[str], N], low: N, high: N | None = None, above: bool = False) -> Callable[[str], N]:
+    """An argparse type: `kind` (int or float) at least `low` (more than `low` with `above`), at most `high`."""
+
+    def parse(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {_KIND_WORDS.get(kind, 'a value')}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+        if (above and value <= low) or value < low:
+            floor = f"more than {low}" if above else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {floor}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {text}")
+        return value
+
+    return parse
+
+
+_KIND_WORDS: dict[Callable[[str], Any], str] = {int: "a whole number", float: "a number"}
 
 
 # TensorFlow's C++ libraries log through absl before anything initialises it: each of its two shared libraries

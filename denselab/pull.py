@@ -6,7 +6,8 @@ MaxSessions (docs/class.md gives the server settings that avoid both). A dropped
 fault and costs nothing to retry: DVC writes an object to its cache only once it has all of it, and checks the
 workspace out only after every object came. So this fetch tries again, a bounded number of times, waiting longer
 each time and by a random share, so that forty students do not come back in step; one line per retry names the
-remote. Any other error (a missing object, a refused key) stops it at once, naming the remote.
+remote. Any other error (a missing object, a refused key) stops it at once, naming the remote, or the key file
+when this clone's key cannot be read.
 
     python -m denselab.pull report explain describe aggregate judge replicate
 """
@@ -20,7 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from denselab.cli import StageError, argument_parser, stage_main
+from denselab.cli import StageError, argument_parser, bounded, stage_main
+from denselab.keys import key_problem, remote_settings
 
 # remote's one way of running DVC, used as it is (see access.py).
 from denselab.remote import _dvc, dvc_root, first_error, remote_name
@@ -34,6 +36,7 @@ TRANSIENT = re.compile(
 # DVC's warning when the remote lacks objects the commit names: a teacher who pushed the commit before its results.
 MISSING = "do not exist neither locally nor on remote"
 RETRIES = 5  # waits of about 2, 4, 8, 16, 32 s: a minute and a half at most before giving up
+MAX_RETRIES = 10  # the tenth wait is about 17 minutes: past it, the server is down, not busy
 FIRST_WAIT = 2.0
 
 
@@ -53,24 +56,27 @@ def pull(
     """`dvc pull TARGETS` in the project at `root`, tried again up to `retries` times while the failure is a
     dropped connection; returns how many retries it took. Raises StageError naming the remote when the fetch
     fails for good."""
-    for attempt in range(retries + 1):
+    attempt = 0
+    while True:
         out = _dvc("pull", *targets, cwd=root)
         if out.returncode == 0:
             return attempt
         error = first_error(out.stderr + out.stdout)
         if MISSING in out.stderr + out.stdout:  # DVC's own line ends in a list of targets, on the lines after it
             error = "it lacks files this commit names (has the teacher's `dvc push` finished?)"
-        if attempt == retries or not TRANSIENT.search(error):
+        if not TRANSIENT.search(error) and (problem := key_problem(remote_settings(root))):
+            raise StageError(problem)
+        if attempt >= retries or not TRANSIENT.search(error):
             gave_up = f" after {attempt} retries" if attempt else ""
             raise StageError(f"cannot fetch from {remote_name(root)}{gave_up}: {error}")
-        wait = retry_wait(attempt + 1, first_wait)
+        attempt += 1
+        wait = retry_wait(attempt, first_wait)
         print(
-            f"{remote_name(root)} dropped the connection ({error}); retry {attempt + 1} of {retries} in {wait:.0f} s",
+            f"{remote_name(root)} dropped the connection ({error}); retry {attempt} of {retries} in {wait:.0f} s",
             file=sys.stderr,
             flush=True,
         )
         sleep(wait)
-    raise AssertionError("unreachable")
 
 
 @stage_main
@@ -79,7 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(__spec__, __doc__)
     parser.add_argument("targets", nargs="*", help="what to fetch, as `dvc pull` takes it (default: everything)")
     parser.add_argument(
-        "--retries", type=int, default=RETRIES, help=f"retries after a dropped connection (default {RETRIES})"
+        "--retries",
+        type=bounded(int, 0, MAX_RETRIES),
+        default=RETRIES,
+        help=f"retries after a dropped connection, 0 to {MAX_RETRIES} (default {RETRIES})",
     )
     args = parser.parse_args(argv)
     root = dvc_root(Path.cwd())

@@ -10,11 +10,21 @@ the fingerprint stage the arrays' digests, the report the training summaries (wh
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from denselab.cli import StageError
+
+# The user-info of a URL (`https://user:token@host/...`, `ssh://lab@host/...`): a token often stands there, as
+# the password or as the user, so no message or log names it.
+_USER_INFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s@]*@")
+
+
+def redacted(text: str) -> str:
+    """`text` with the user-info taken out of every URL in it (`https://user:token@host/x` -> `https://host/x`)."""
+    return _USER_INFO.sub(r"\1", text)
 
 
 def dvc_root(start: Path) -> Path | None:
@@ -40,13 +50,14 @@ def remote_name(root: Path) -> str:
     name = answer("remote", "default")
     if not name:
         return "the DVC remote (none is set: `dvc remote add -d NAME URL`)"
-    url = answer("config", f"remote.{name}.url")
+    url = redacted(answer("config", f"remote.{name}.url"))
     return f"the DVC remote {name!r} ({url})" if url else f"the DVC remote {name!r}"
 
 
 def first_error(output: str) -> str:
-    """DVC's own error line from its output, without the "ERROR: " prefix; else the last line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    """DVC's own error line from its output, without the "ERROR: " prefix; else the last line. URLs in it lose
+    their user-info (`redacted`)."""
+    lines = [redacted(line.strip()) for line in output.splitlines() if line.strip()]
     for line in lines:
         if line.startswith("ERROR:"):
             return line.removeprefix("ERROR:").strip().removeprefix("unexpected error - ")

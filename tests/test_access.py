@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from denselab import access
+from denselab.remote import redacted
 from tests.conftest import ROOT
 from tests.sshd import ssh_server
 
@@ -58,11 +59,13 @@ def test_each_key_gets_one_line_naming_the_remote_and_what_it_may_do(tmp_path, m
         out["stopped"] = _check(tmp_path / "teacher", env)
         by_cli["stopped"] = access.check_with_dvc_cli(tmp_path / "teacher")
 
+    shown = redacted(url)  # ssh://127.0.0.1:PORT/...: the line names no user
+    assert shown != url
     for who, done in out.items():
         lines = done.stdout.splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"the DVC remote 'class' ({url}): "), (who, done.stdout)
+        assert len(lines) == 1 and lines[0].startswith(f"the DVC remote 'class' ({shown}): "), (who, done.stdout)
         assert "Traceback" not in done.stderr, (who, done.stderr)
-    said = {who: done.stdout.split(f"({url}): ", 1)[1].strip() for who, done in out.items()}
+    said = {who: done.stdout.split(f"({shown}): ", 1)[1].strip() for who, done in out.items()}
     assert out["teacher"].returncode == 0 and said["teacher"].startswith("may read and write"), said
     assert out["student"].returncode == 0 and said["student"].startswith("may read, may not write"), said
     assert out["stranger"].returncode == 1 and said["stranger"].startswith("the server refused this clone's key"), said
