@@ -23,7 +23,10 @@ sets them. No stage imports this module: it is a command for people.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import os
+import pwd
 import re
 import shlex
 import shutil
@@ -35,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from denselab.cli import StageError, argument_parser, stage_main
+from denselab.cli import StageError, argument_parser, bounded, stage_main
 from denselab.config import PARAMS_FILE, Params, load_params
-from denselab.remote import dvc_root
+from denselab.remote import dvc_root, redacted
 from denselab.resources import input_size, training_memory, training_seconds
 
 # What a task's DVC and Python hold beside the training process (measured: `dvc repro` about 0.3 GB, `dvc push`
@@ -46,19 +49,44 @@ TASK_BYTES = 512 * 2**20
 TASK_SECONDS = 600
 MEMORY_STEP_MB = 256
 DONE = "denselab: done"  # a task's last line when its run is pushed
-# A task's work: clone the commit, build its one run, push it, remove the clone. Its log says how long each step
-# took, so that a teacher can tell the cluster's overhead from the training.
+JOB_NAME = "denselab-study"
+# The comment every array carries, then its project and commit: how a second command finds a first one's array.
+COMMENT = "denselab-study"
+# Asking Slurm's controller again when it does not answer (restarting, failing over, overloaded): waits of 2, 4, 8,
+# 16 and 32 s, a minute at most, before the command gives up watching (the array goes on without it).
+SQUEUE_TRIES = 6
+SQUEUE_FIRST_WAIT = 2.0
+# A task's work: fetch the commit, build its one run, push it, remove the clone. Its log says how long each step
+# took, so that a teacher can tell the cluster's overhead from the training. It runs on bash 4.4 (RHEL 8 and its
+# kin) as on 5: times come from date(1), as bash 4 has no $EPOCHREALTIME. The Git URL, which may carry a token,
+# is not in it (slurmctld keeps the script): git reads it from origin.gitconfig, readable by the user alone, so
+# that it is on no command line either, which any user of a node can list.
 TASK_SCRIPT = """\
 #!/bin/bash
 # One run of DenseLab's seeds study, as a task of a Slurm job array (written by python -m denselab.slurm).
 set -euo pipefail
-stage=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {runs})
-clone={workdir}/clone-$SLURM_ARRAY_JOB_ID-$SLURM_ARRAY_TASK_ID
+job={job}
+stage=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$job/runs.txt")
+clone="$job/clone-$SLURM_ARRAY_JOB_ID-$SLURM_ARRAY_TASK_ID"
 trap 'rm -rf "$clone"' EXIT
 trap 'echo "denselab: $stage stopped by Slurm (cancelled, out of time, or its node went down)"; exit 143' TERM
-step() {{ local name=$1 start=$EPOCHREALTIME; shift; "$@"; echo "denselab: $name $(awk "BEGIN {{printf \\"%.1f\\", $EPOCHREALTIME - $start}}") s"; }}
+seconds_since() {{
+  LC_NUMERIC=C awk -v start="$1" -v end="$(date +%s.%N)" 'BEGIN {{ printf "%.1f", end - start }}'
+}}
+step() {{
+  local name=$1 start
+  start=$(date +%s.%N)
+  shift
+  "$@"
+  echo "denselab: $name $(seconds_since "$start") s"
+}}
+fetch_origin() {{
+  git init --quiet "$clone"
+  git -C "$clone" config include.path "$job/origin.gitconfig"
+  git -C "$clone" fetch --quiet origin
+}}
 echo "denselab: $stage on $(hostname), task $SLURM_ARRAY_TASK_ID of job $SLURM_ARRAY_JOB_ID"
-step clone git clone --quiet --no-checkout {git_url} "$clone"
+step clone fetch_origin
 cd "$clone"
 step checkout git checkout --quiet {commit}
 step repro {python} -m dvc repro --pull "$stage"
@@ -117,7 +145,29 @@ def recorded_runs(root: Path, stages: Sequence[str]) -> set[str] | None:
     has restores it instead of training).
 
     DVC has no public call for this: `dvc repro --dry` does not look in the run-cache, `dvc status` neither. The
-    lookup DVC makes before it runs a stage (`StageCache._load`, DVC 3.x) answers it, and is checked for here."""
+    lookup DVC makes before it runs a stage (`StageCache._load`, DVC 3.x) answers it, and is checked for here;
+    whatever it raises, the fan-out goes on without it and says so in one line."""
+    try:
+        return _recorded_runs(root, stages)
+    except Exception as exc:  # noqa: BLE001  (a private API of another DVC may raise anything, none of it the user's)
+        print(
+            f"denselab: DVC {_dvc_version()}'s run-cache lookup failed ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}): every run counts as missing",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _dvc_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dvc")
+    except PackageNotFoundError:
+        return "(version unknown)"
+
+
+def _recorded_runs(root: Path, stages: Sequence[str]) -> set[str] | None:
     try:
         from dvc.repo import Repo
         from dvc.stage.cache import _can_hash
@@ -129,7 +179,7 @@ def recorded_runs(root: Path, stages: Sequence[str]) -> set[str] | None:
         if not callable(load):
             return None
         for name in stages:
-            (stage,) = repo.stage.collect(name)
+            (stage,) = repo.stage.collect(f"{root / 'dvc.yaml'}:{name}")  # not the working folder's
             if not _can_hash(stage):  # an input missing here: nothing to look up
                 continue
             stage.save_deps()  # hashes the inputs (in memory), as DVC does before it looks
@@ -166,30 +216,45 @@ def pushed_commit(root: Path, git_url: str) -> str:
         )
     tips = _run(["git", "ls-remote", git_url], root)
     if tips.returncode != 0:
-        raise StageError(f"cannot reach the Git remote {git_url}: {tips.stderr.strip()}")
+        raise StageError(f"cannot reach the Git remote {redacted(git_url)}: {redacted(tips.stderr.strip())}")
     for tip in {line.split()[0] for line in tips.stdout.splitlines() if line.strip()}:
         if tip == commit or _run(["git", "merge-base", "--is-ancestor", commit, tip], root).returncode == 0:
             return commit
-    raise StageError(f"commit {commit[:7]} is not on {git_url}, which the tasks clone: push it first (`git push`)")
+    raise StageError(
+        f"commit {commit[:7]} is not on {redacted(git_url)}, which the tasks clone: push it first (`git push`)"
+    )
+
+
+def git_config_value(text: str) -> str:
+    """`text` as a quoted value of a Git config file (`#` and `;` start a comment in a bare one)."""
+    if any(c in text for c in "\n\r\0"):
+        raise StageError("the Git URL has a line break in it")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` to a new file that only its owner may read (and, with mode 0o700, run)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, mode)  # os.open's mode passes through the umask, which may not clear what it should
 
 
 def write_job(folder: Path, runs: Sequence[str], git_url: str, commit: str, python: str) -> Path:
-    """The array's files in `folder`: the runs, one per line (task i runs line i + 1), the task's script, and
-    the folder its log goes in. Returns the script."""
-    (folder / "logs").mkdir(parents=True, exist_ok=True)
-    (folder / "runs.txt").write_text("".join(f"{name}\n" for name in runs))
+    """The array's files in `folder`, a new folder only its owner may enter (the URL may carry a token): the runs,
+    one per line (task i runs line i + 1), the Git remote the tasks fetch (origin.gitconfig), the task's script,
+    and the folder its logs go in. Returns the script."""
+    folder = folder.absolute()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700)
+    os.chmod(folder, 0o700)
+    (folder / "logs").mkdir(mode=0o700)
+    _private(folder / "runs.txt", "".join(f"{name}\n" for name in runs))
+    refspecs = "\tfetch = +refs/heads/*:refs/remotes/origin/*\n\tfetch = +refs/tags/*:refs/tags/*\n"
+    _private(folder / "origin.gitconfig", f'[remote "origin"]\n\turl = {git_config_value(git_url)}\n{refspecs}')
     script = folder / "task.sh"
-    script.write_text(
-        TASK_SCRIPT.format(
-            runs=shlex.quote(str(folder / "runs.txt")),
-            workdir=shlex.quote(str(folder)),
-            git_url=shlex.quote(git_url),
-            commit=commit,
-            python=shlex.quote(python),
-            done=DONE,
-        )
-    )
-    script.chmod(0o755)
+    text = TASK_SCRIPT.format(job=shlex.quote(str(folder)), commit=commit, python=shlex.quote(python), done=DONE)
+    _private(script, text, 0o700)
     return script
 
 
@@ -202,21 +267,63 @@ def last_line(log: Path) -> str:
     return lines[-1] if lines else "its log is empty"
 
 
-def submit(script: Path, count: int, request: Request, root: Path) -> str:
-    """Submit the array of `count` tasks; return its job id."""
+def project_key(git_url: str) -> str:
+    """A short name of the project the tasks clone, the same for every clone of it and free of any token."""
+    plain = redacted(git_url).rstrip("/").removesuffix(".git")
+    return hashlib.sha256(plain.encode()).hexdigest()[:12]
+
+
+def submit(script: Path, count: int, request: Request, root: Path, project: str, commit: str) -> str:
+    """Submit the array of `count` tasks, marked with `project` and `commit` (its comment); return its job id."""
     args = [
         "sbatch",
         "--parsable",
         f"--array=0-{count - 1}",
-        "--job-name=denselab-study",
+        f"--job-name={JOB_NAME}",
+        f"--comment={COMMENT} {project} {commit}",
         f"--output={script.parent / 'logs' / '%a.log'}",
         *request.sbatch_options(),
         str(script),
     ]
     out = _run(args, root)
     if out.returncode != 0:
-        raise StageError(f"sbatch refused the array: {out.stderr.strip() or out.stdout.strip()}")
+        raise StageError(f"sbatch refused the array: {redacted(out.stderr.strip() or out.stdout.strip())}")
     return out.stdout.strip().split(";")[0]
+
+
+class ControllerSilent(Exception):
+    """Slurm's controller did not answer squeue, asked SQUEUE_TRIES times."""
+
+
+def squeue(args: Sequence[str], root: Path, sleep: Callable[[float], None] = time.sleep) -> str:
+    """squeue's output; asked again, waiting longer each time, while the controller does not answer (a restart,
+    a failover); ControllerSilent when it never does. A job Slurm no longer knows is no job, not a failure."""
+    wait = SQUEUE_FIRST_WAIT
+    for attempt in range(1, SQUEUE_TRIES + 1):
+        out = _run(["squeue", *args], root)
+        if out.returncode == 0 or "Invalid job id" in out.stderr:
+            return out.stdout if out.returncode == 0 else ""
+        error = " ".join(out.stderr.split()) or f"exit code {out.returncode}"
+        if attempt == SQUEUE_TRIES:
+            raise ControllerSilent(f"squeue failed {SQUEUE_TRIES} times, the last: {error}")
+        print(f"denselab: squeue failed ({error}); asking again in {wait:g} s", file=sys.stderr, flush=True)
+        sleep(wait)
+        wait *= 2
+    raise ControllerSilent("squeue was not asked")  # SQUEUE_TRIES < 1
+
+
+def live_array(project: str, commit: str, root: Path, sleep: Callable[[float], None] = time.sleep) -> str | None:
+    """The job id of this user's array still queued or running for the same project and commit, if there is one."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    try:
+        out = squeue(["--noheader", f"--user={user}", f"--name={JOB_NAME}", "--format=%F|%k"], root, sleep)
+    except ControllerSilent as exc:
+        raise StageError(f"cannot ask Slurm which arrays are running ({exc}): try again later") from None
+    for line in out.splitlines():
+        job, _, comment = line.strip().partition("|")
+        if comment.split() == [COMMENT, project, commit]:
+            return job
+    return None
 
 
 def task_states(job: str, root: Path) -> dict[int, str]:
@@ -231,10 +338,14 @@ def wait(job: str, runs: Sequence[str], logs: Path, root: Path, poll: float, sle
     """Wait until no task of the array is queued or running; print a line as each one ends."""
     ended: set[int] = set()
     while True:
-        out = _run(["squeue", "--noheader", "--array", f"--jobs={job}", "--format=%K"], root)
-        if out.returncode != 0 and "Invalid job id" not in out.stderr:
-            raise StageError(f"squeue failed: {out.stderr.strip()}")
-        queued = {int(k) for k in re.findall(r"\d+", out.stdout)}
+        try:
+            out = squeue(["--noheader", "--array", f"--jobs={job}", "--format=%K"], root, sleep)
+        except ControllerSilent as exc:
+            raise StageError(
+                f"{exc}. Job {job} goes on without this command watching: `squeue --jobs={job}` shows it, "
+                f"`scancel {job}` stops it; once it has ended, run this again to collect its runs"
+            ) from None
+        queued = {int(k) for k in re.findall(r"\d+", out)}
         newly = sorted(set(range(len(runs))) - queued - ended)
         states = task_states(job, root) if newly else {}
         for index in newly:
@@ -285,6 +396,13 @@ def fan_out(
             raise StageError("no Git remote `origin` for the tasks to clone: add one or give --git-url")
         git_url = origin.stdout.strip()
     commit = pushed_commit(root, git_url)
+    project = project_key(git_url)
+    running = live_array(project, commit, root, sleep)
+    if running:
+        raise StageError(
+            f"job {running} is already building this study's runs of commit {commit[:7]} (`squeue --jobs={running}`): "
+            f"wait until it has ended, then run this again to collect them; `scancel {running}` stops it"
+        )
 
     inputs = ["sources", *(f"fingerprint@{e}" for e in params.study.exercises)]
     _dvc_or_stop(["repro", "--pull", *inputs], root, "what the runs read")
@@ -304,9 +422,9 @@ def fan_out(
         exercises = sorted({e for e, s in runs if stage_name(e, s) in missing})
         given = {key: value for key, value in chosen.items() if value is not None}
         request = dataclasses.replace(default_request(params, exercises, cpus), **given)
-        folder = (workdir or root / ".dvc" / "tmp" / "slurm") / time.strftime("%Y%m%d-%H%M%S")
+        folder = (workdir or root / ".dvc" / "tmp" / "slurm").absolute() / time.strftime("%Y%m%d-%H%M%S")
         script = write_job(folder, missing, git_url, commit, sys.executable)
-        job = submit(script, len(missing), request, root)
+        job = submit(script, len(missing), request, root, project, commit)
         print(
             f"denselab: job {job}: {_runs(len(missing))} ({', '.join(request.sbatch_options())}); logs in "
             f"{folder / 'logs'}",
@@ -342,12 +460,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(__spec__, __doc__)
     parser.add_argument("--partition", help="the Slurm partition (default: the cluster's)")
     parser.add_argument("--account", help="the Slurm account to charge (default: yours)")
-    parser.add_argument("--cpus-per-task", type=int, default=2, help="cores per run (default 2)")
-    parser.add_argument("--mem", type=int, help="MB per task (default: estimated from the largest exercise)")
-    parser.add_argument("--time", type=int, help="minutes per task (default: estimated from the largest exercise)")
+    parser.add_argument("--cpus-per-task", type=bounded(int, 1), default=2, help="cores per run (default 2)")
+    parser.add_argument(
+        "--mem", type=bounded(int, 1), help="MB per task (default: estimated from the largest exercise)"
+    )
+    parser.add_argument(
+        "--time", type=bounded(int, 1), help="minutes per task (default: estimated from the largest exercise)"
+    )
     parser.add_argument("--git-url", help="the Git repository the tasks clone (default: the clone's origin)")
     parser.add_argument("--workdir", type=Path, help="a folder every node sees (default: .dvc/tmp/slurm)")
-    parser.add_argument("--poll", type=float, default=10.0, help="seconds between looks at the queue")
+    parser.add_argument(
+        "--poll", type=bounded(float, 0.0, above=True), default=10.0, help="seconds between looks at the queue"
+    )
     parser.add_argument("--no-collect", action="store_true", help="only the runs; no `dvc repro --pull` after")
     args = parser.parse_args(argv)
     root = dvc_root(Path.cwd())

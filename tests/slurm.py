@@ -4,6 +4,7 @@ file of theirs (key, sockets, state, spool, logs) in a temporary folder, on free
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,12 @@ from tests.sshd import _descendants, free_port
 DAEMONS = {name: shutil.which(name) or f"/usr/sbin/{name}" for name in ("munged", "slurmctld", "slurmd")}
 CLIENTS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo")
 
+# Bash 5 only: what RHEL/Rocky/Alma 8's bash 4.4 lacks, and a task script must not use.
+BASH5_ONLY = re.compile(r"EPOCHREALTIME|EPOCHSECONDS|SRANDOM|BASH_ARGV0|\bwait\s+-p\b|\$\{[^}]*@[QEPAKaULuk]\}")
+# What `bash` 5 is made to look like bash 4 with: its own variables gone before the script runs (BASH_ENV is read by
+# every non-interactive bash first, and Slurm passes the submitting environment on to the tasks).
+AS_BASH_4 = "unset EPOCHREALTIME EPOCHSECONDS SRANDOM BASH_ARGV0\n"
+
 
 def installed() -> bool:
     """Whether Debian's slurmctld, slurmd, slurm-client and munge are here (`.ci/run` installs them)."""
@@ -30,7 +37,8 @@ class SlurmCluster:
 
     home: Path
     env: dict[str, str]
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    ctld_port: int
+    processes: list[subprocess.Popen] = field(default_factory=list)  # munged, slurmctld, slurmd
 
     def log(self, name: str) -> str:
         path = self.home / f"{name}.log"
@@ -38,6 +46,18 @@ class SlurmCluster:
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(args, env=self.env, capture_output=True, text=True, check=False, timeout=60)
+
+    def restart_controller(self, down: float) -> None:
+        """Stop slurmctld as an administrator's restart does (SIGTERM: it saves its state), leave it down for `down`
+        seconds, then start it again from that state; the node and its running jobs carry on meanwhile."""
+        ctld = self.processes[1]
+        ctld.terminate()
+        ctld.wait(timeout=30)
+        time.sleep(down)
+        self.processes[1] = subprocess.Popen(
+            [DAEMONS["slurmctld"], "-D"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_for_port(self.ctld_port, self.processes[1], "slurmctld", self.home / "slurmctld.log")
 
     def stop(self) -> None:
         """Kill the daemons and whatever their jobs left running."""
@@ -94,7 +114,7 @@ def slurm_cluster(folder: Path, cpus: int | None = None, memory_mb: int = 4096) 
         "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n"
     )
     env = {**os.environ, "SLURM_CONF": str(conf)}
-    cluster = SlurmCluster(folder, env)
+    cluster = SlurmCluster(folder, env, ctld_port)
     try:
         munged = [
             DAEMONS["munged"],

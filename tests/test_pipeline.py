@@ -35,8 +35,8 @@ from tests.project import (
     shared_study,
     wait_for,
 )
+from tests.slurm import AS_BASH_4, slurm_cluster
 from tests.slurm import installed as slurm_installed
-from tests.slurm import slurm_cluster
 from tests.sshd import SSHD, pending_handshakes, ssh_server
 
 # Every test here runs dvc on a copy of the project. pytest-xdist runs each group on one worker, beside the other
@@ -830,14 +830,17 @@ def test_the_study_fans_out_over_slurm_a_killed_run_is_named_and_resubmitted_alo
     small.run("git", "clone", "-q", str(origin), str(teacher), cwd=tmp_path)
 
     command = [sys.executable, "-m", "denselab.slurm", "--cpus-per-task", "1", "--poll", "0.5"]
+    # The tasks run as on RHEL 8's bash 4.4: Slurm passes the environment on, and bash reads BASH_ENV first.
+    (tmp_path / "bash4.env").write_text(f"{AS_BASH_4}echo 'bash 4: no EPOCHREALTIME'\n")
     with slurm_cluster(tmp_path / "slurm", memory_mb=8192) as cluster:
-        env = {**small.env, "SLURM_CONF": cluster.env["SLURM_CONF"]}
+        env = {**small.env, "SLURM_CONF": cluster.env["SLURM_CONF"], "BASH_ENV": str(tmp_path / "bash4.env")}
         log = open(tmp_path / "first.log", "w+")  # noqa: SIM115  (wait_for reads it while the command writes)
         first = subprocess.Popen(command, cwd=teacher, env=env, stdout=log, stderr=subprocess.STDOUT)
         first.log = log
         wait_for(first, r"denselab: job \d+: .*; logs in \S+")
         log.seek(0)
         job, logs = re.search(r"denselab: job (\d+): .*; logs in (\S+)", log.read()).groups()
+        second = small.run(*command, cwd=teacher, env=env, check=False)  # while the first array is live
         victim = Path(logs) / "1.log"  # replicate@ex1-3: cancelled once its task is building
         deadline = time.monotonic() + 300
         while "denselab: checkout" not in (victim.read_text() if victim.is_file() else ""):
@@ -848,9 +851,25 @@ def test_the_study_fans_out_over_slurm_a_killed_run_is_named_and_resubmitted_alo
         log.seek(0)
         said = log.read()
         page_before = (teacher / "reports/index.html").exists()
-        again = small.run(*command, cwd=teacher, env=env)
+        # Run again; while it waits for its one task, the controller restarts, down for longer than squeue's own
+        # attempts to connect (9 to 13 s, measured): the command asks again until it answers.
+        again_log = open(tmp_path / "again.log", "w+")  # noqa: SIM115
+        again = subprocess.Popen(command, cwd=teacher, env=env, stdout=again_log, stderr=subprocess.STDOUT)
+        again.log = again_log
+        wait_for(again, r"denselab: job \d+: ")
+        cluster.restart_controller(down=20)
+        assert again.wait(timeout=600) == 0
+        again_log.seek(0)
+        out = again_log.read()
         task_logs = [p.read_text() for p in Path(logs).parent.parent.glob("*/logs/*.log")]
 
+    assert second.returncode == 2 and second.stdout == "", second.stdout
+    commit = small.run("git", "rev-parse", "--short=7", "HEAD", cwd=teacher).stdout.strip()
+    refused = (
+        f"error: job {job} is already building this study's runs of commit {commit} (`squeue --jobs={job}`): wait "
+        f"until it has ended, then run this again to collect them; `scancel {job}` stops it"
+    )
+    assert second.stderr.splitlines() == [refused]
     assert "denselab: 1 of 3 runs in the run-cache" in said, said
     assert re.search(r": 2 runs \(--cpus-per-task=1, --mem=1536M, --time=11\)", said), said
     assert re.search(r"\[\d/2\] replicate@ex1-2 pushed", said), said
@@ -859,12 +878,16 @@ def test_the_study_fans_out_over_slurm_a_killed_run_is_named_and_resubmitted_alo
     assert f"replicate@ex1-3 is missing: {failed[0]}" in said
     assert "1 of 2 runs failed; run this again to submit only those" in said
     assert not page_before  # no page from a study with a run missing
-    out = again.stdout + again.stderr
     assert "2 of 3 runs in the run-cache" in out and re.search(r": 1 run \(", out), out
+    # The controller's restart: squeue asked again until it answered, and the wait went on.
+    assert re.search(r"denselab: squeue failed \(.*Unable to contact slurm controller.*\); asking again in 2 s", out), (
+        out
+    )
     assert re.search(r"\[1/1\] replicate@ex1-3 pushed", out), out
     # Each task trained its own run and nothing else; the collector trained nothing.
     finished = [text for text in task_logs if "denselab: done" in text]
     assert len(task_logs) == 3 and len(finished) == 2
+    assert all(text.startswith("bash 4: no EPOCHREALTIME\n") for text in task_logs), task_logs
     for text in finished:
         (stage,) = re.findall(r"denselab: done (\S+)", text)
         assert re.findall(r"Running stage '((?:train|replicate)@[^']+)'", text) == [stage], text
