@@ -252,6 +252,8 @@ class ParamsFile(Spec):
         for name, source in sources.items():
             if source.idx_sha256 is not None and name != "mnist":
                 raise refuse("only mnist has IDX files", name, "idx_sha256")
+            if source.idx_sha256 is None and name == "mnist":  # a mirror's IDX files are decoded only once checked
+                raise refuse("missing (required): the four IDX files' sha256", name, "idx_sha256")
         return sources
 
 

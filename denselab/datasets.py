@@ -2,7 +2,8 @@
 
 Every decoder returns the same four uint8 arrays Keras' `load_data()` returns and
 checks them with `check_arrays`, so nothing malformed reaches the later stages.
-Files are decoded only after their sha256 has been verified by the caller.
+Files are decoded only after their sha256 has been verified: by the caller for a download, here for the IDX
+files, whose digests are of their decompressed bytes (read no further than the real files' sizes).
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_BATCH = "test_batch"
 
 _IDX_MAGIC = {3: 2051, 1: 2049}  # by number of dimensions: images, labels
+# The real IDX files' sizes: a header of 4 bytes and 4 per dimension, then one byte per pixel or label.
+IDX_SIZES = {
+    "train-images-idx3-ubyte": 16 + TRAIN_ROWS["mnist"] * 28 * 28,
+    "train-labels-idx1-ubyte": 8 + TRAIN_ROWS["mnist"],
+    "t10k-images-idx3-ubyte": 16 + 10_000 * 28 * 28,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
 # numpy's array-rebuilding function, whatever module path this numpy version gives it.
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]
 
@@ -83,15 +91,27 @@ def read_npz(path: str | Path, dataset: str) -> Arrays:
     return check_arrays(dataset, arrays)
 
 
-def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
-    """Decode one IDX file (raw or .gz), checking the sha256 of its decompressed bytes."""
-    path = Path(path)
+def _bounded_bytes(path: Path, limit: int) -> bytes:
+    """A file's bytes (decompressed, for .gz), read as a stream that stops past `limit`: a hostile or broken file
+    (a gzip bomb) costs at most `limit` bytes of memory before it is refused."""
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            data = f.read(limit + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path.name}: corrupt gzip data ({exc})") from exc
-    if expected_sha256 is not None:
-        verify_sha256(path, expected_sha256, hashlib.sha256(data).hexdigest())
+    if len(data) > limit:
+        raise DataError(
+            f"{path.name}: more than {limit:,} bytes, the size of the file it is named after: not that file"
+        )
+    return data
+
+
+def read_idx(path: str | Path, expected_sha256: str, limit: int) -> np.ndarray:
+    """Decode one IDX file (raw or .gz) of at most `limit` bytes, once the sha256 of its bytes (decompressed) is
+    `expected_sha256`."""
+    path = Path(path)
+    data = _bounded_bytes(path, limit)
+    verify_sha256(path, expected_sha256, hashlib.sha256(data).hexdigest())
     if len(data) < 8:
         raise DataError(f"{path.name}: too short for an IDX header ({len(data)} bytes)")
     magic = int.from_bytes(data[:4], "big")
@@ -106,10 +126,13 @@ def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def mnist_from_idx(paths: Mapping[str, Path], sha256: Mapping[str, str] | None) -> Arrays:
-    """Build MNIST's arrays from the four original IDX files (keyed by their base names)."""
-    sha256 = sha256 or {}
-    x_train, y_train, x_test, y_test = (read_idx(paths[name], sha256.get(name)) for name in IDX_FILES)
+def mnist_from_idx(paths: Mapping[str, Path], sha256: Mapping[str, str]) -> Arrays:
+    """Build MNIST's arrays from the four original IDX files (keyed by their base names), each checked against
+    its sha256 in `sha256` (datasets.yaml's `idx_sha256`) and read no further than its real size."""
+    missing = [name for name in IDX_FILES if name not in sha256]
+    if missing:
+        raise DataError(f"no sha256 for {', '.join(missing)}: an IDX file is decoded only once its bytes are checked")
+    x_train, y_train, x_test, y_test = (read_idx(paths[name], sha256[name], IDX_SIZES[name]) for name in IDX_FILES)
     return check_arrays("mnist", {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test})
 
 

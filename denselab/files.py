@@ -71,17 +71,29 @@ def require_free_space(folder: Path, need: int, what: str) -> None:
 @contextlib.contextmanager
 def replaced_folder(folder: Path) -> Iterator[Path]:
     """Yield an empty staging folder beside `folder`; on success it replaces `folder` as a whole, so no stale
-    file survives and a failure leaves the old folder untouched."""
+    file survives. The old folder is moved aside, the new one moved in, and only then is the old one removed: a
+    failure, or an interruption between the two moves, puts the old folder back; a process killed there leaves it
+    whole beside, as `.<name>.old.*`."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    aside: Path | None = None
     try:
         yield staging
         os.chmod(staging, 0o755)
         if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
+            aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            os.replace(folder, aside)  # onto an empty folder of a name no one else has: one rename
+        try:
+            staging.rename(folder)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside, folder)
+                aside = None
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_text(dest: str | Path, text: str) -> None:
@@ -91,9 +103,6 @@ def write_text(dest: str | Path, text: str) -> None:
 
 
 def sha256_file(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
+    """The hex sha256 of a file's bytes."""
     with open(path, "rb") as f:
-        while block := f.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -9,6 +9,7 @@ A MNIST mirror may instead hold the four original IDX files, raw or gzipped.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -26,7 +27,7 @@ import numpy as np
 from denselab.cli import StageError, argument_parser, stage_main
 from denselab.config import IDX_FILES, DatasetSource, load_params
 from denselab.datasets import Arrays, mnist_from_idx, read_dataset, verify_sha256
-from denselab.files import atomic_path
+from denselab.files import atomic_path, free_space, megabytes
 
 MIRROR_ENV = "DENSELAB_DATA_MIRROR"
 TIMEOUT = 30.0  # seconds without a byte before a connection counts as dead
@@ -85,14 +86,30 @@ def _fetch_once(url: str, dest: Path, timeout: float) -> None:
         done = 0
         try:
             with open(dest, "wb") as f:
-                while chunk := response.read(1 << 16):
+                while True:
+                    try:
+                        chunk = response.read(1 << 16)
+                    except (OSError, urllib.error.URLError) as exc:  # timeouts and resets mid-body
+                        raise _Transient(f"{url}: connection lost after {done} bytes ({exc})") from exc
+                    if not chunk:
+                        break
                     f.write(chunk)
                     done += len(chunk)
                     update(done)
-        except (OSError, urllib.error.URLError) as exc:  # timeouts and resets mid-body
-            raise _Transient(f"{url}: connection lost after {done} bytes ({exc})") from exc
+        except OSError as exc:  # opening or writing `dest`: the same again would fail the same way
+            raise _cannot_write(dest, exc, done) from exc
     if total is not None and done != total:
         raise _Transient(f"{url}: truncated download: got {done} of {total} bytes")
+
+
+def _cannot_write(dest: Path, exc: OSError, done: int) -> DownloadError:
+    """A download that this machine could not write, said as such (never retried)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DownloadError(
+            f"{dest.parent}: the disk is full ({exc.strerror}) after {megabytes(done)} of {dest.name}; "
+            f"{free_space(dest.parent)} free there: free some space and run again"
+        )
+    return DownloadError(f"{dest}: cannot write it ({exc.strerror or exc})")
 
 
 def fetch(

@@ -77,6 +77,7 @@ BAD = [
     ("datasets", ["mnist", "svhn"], "datasets[1]: unknown dataset name 'svhn'"),
     ("sources.svhn", {"url": "https://x/y", "sha256": "0" * 64}, "sources.svhn: unknown dataset"),
     ("sources.cifar10", DELETE, "sources: missing cifar10 (params.yaml's datasets list it)"),
+    ("sources.mnist.idx_sha256", DELETE, "sources.mnist.idx_sha256: missing (required): the four IDX files' sha256"),
     ("report.language", "fr", "report.language: unknown language 'fr'; allowed: en, vi"),
     ("descriptions.ex2", {"en": "x", "fr": "y"}, "descriptions.ex2.fr: unknown key; allowed here: en, vi"),
     ("descriptions.ex2", {"vi": 3}, "descriptions.ex2.vi: expected a string, got int 3"),

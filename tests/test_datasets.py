@@ -7,12 +7,14 @@ import io
 import os
 import pickle
 import tarfile
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from denselab.config import IDX_FILES
 from denselab.datasets import (
+    IDX_SIZES,
     DataError,
     check_arrays,
     mnist_from_idx,
@@ -22,7 +24,15 @@ from denselab.datasets import (
     read_npz,
 )
 from tests.conftest import REAL_MNIST
-from tests.fixtures import cifar_arrays, idx_bytes, mnist_arrays, write_cifar_tar, write_idx_files, write_mnist_npz
+from tests.fixtures import (
+    cifar_arrays,
+    idx_bytes,
+    mnist_arrays,
+    sha256,
+    write_cifar_tar,
+    write_idx_files,
+    write_mnist_npz,
+)
 
 
 def _idx_paths(folder, gz):
@@ -53,18 +63,46 @@ def test_idx_hash_mismatch_names_file_and_both_hashes(tmp_path):
 
 def test_idx_wrong_magic_and_wrong_count(tmp_path):
     labels = np.arange(10, dtype=np.uint8)
-    (tmp_path / "magic").write_bytes(idx_bytes(labels, magic=2052))
-    (tmp_path / "count").write_bytes(idx_bytes(labels, count=11))
+    for name, data in (("magic", idx_bytes(labels, magic=2052)), ("count", idx_bytes(labels, count=11))):
+        (tmp_path / name).write_bytes(data)
     with pytest.raises(DataError, match="bad IDX magic number 2052"):
-        read_idx(tmp_path / "magic")
+        read_idx(tmp_path / "magic", sha256(tmp_path / "magic"), 100)
     with pytest.raises(DataError, match=r"header says \(11,\) \(19 bytes\) but the file has 18 bytes"):
-        read_idx(tmp_path / "count")
+        read_idx(tmp_path / "count", sha256(tmp_path / "count"), 100)
+
+
+def test_an_idx_file_is_decoded_only_once_its_sha256_is_known_and_matches(tmp_path):
+    hashes = write_idx_files(tmp_path, mnist_arrays())
+    del hashes["train-images-idx3-ubyte"]
+    with pytest.raises(DataError, match=r"^no sha256 for train-images-idx3-ubyte: an IDX file is decoded only once"):
+        mnist_from_idx(_idx_paths(tmp_path, True), hashes)
+
+
+def test_a_gzip_bomb_is_refused_past_the_real_files_size_without_decompressing_it(tmp_path):
+    """200 MB of zeros in 0.2 MB of gzip, named like MNIST's test labels (10,008 bytes): read as a stream, it is
+    refused once past that size, its sha256 never computed and the rest never decompressed."""
+    bomb = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:
+        for _ in range(200):
+            f.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as error:
+            read_idx(bomb, "0" * 64, IDX_SIZES["t10k-labels-idx1-ubyte"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(error.value) == (
+        "t10k-labels-idx1-ubyte.gz: more than 10,008 bytes, the size of the file it is named after: not that file"
+    )
+    assert peak < 1 << 20, peak
 
 
 def test_corrupt_gzip_and_npz(tmp_path):
     (tmp_path / "x.gz").write_bytes(gzip.compress(b"0123456789")[:-6])
     with pytest.raises(DataError, match="corrupt gzip"):
-        read_idx(tmp_path / "x.gz")
+        read_idx(tmp_path / "x.gz", "0" * 64, 100)
     (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(DataError, match="not a readable npz"):
         read_npz(tmp_path / "mnist.npz", "mnist")

@@ -175,3 +175,18 @@ def test_main_leaves_nothing_under_data_on_failure(
     assert info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
     assert [p for p in (project / "data").rglob("*") if p.is_file()] == []
+
+
+def test_a_full_disk_is_said_as_such_and_not_retried(server, mnist_npz, tmp_path):
+    """The download lands on /dev/full, the kernel's own full disk (every write refused with ENOSPC), through a
+    link: code that deletes a failed download deletes the link, never the device."""
+    _, path = mnist_npz
+    url = server.serve_file("/mnist.npz", path)
+    (tmp_path / "work").mkdir()
+    dest = tmp_path / "work" / "mnist.npz"
+    dest.symlink_to("/dev/full")
+    with pytest.raises(dl.DownloadError) as error:
+        dl.fetch(url, dest)
+    assert server.hits == ["/mnist.npz"]
+    assert str(error.value).startswith(f"{dest.parent}: the disk is full (No space left on device) after 0.0 MB of ")
+    assert str(error.value).endswith(" free there: free some space and run again")
