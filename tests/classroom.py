@@ -59,8 +59,10 @@ class Classroom:
         (home / ".ssh").mkdir(parents=True, exist_ok=True)
         shutil.copy(server.known_hosts, home / ".ssh" / "known_hosts")
         self.env = {**teacher.env, "HOME": str(home)}
-        teacher.run("dvc", "remote", "add", "-d", "class", server.url(server.home / "class-cache"))
+        # The repository names the students' URL; the teacher's own, and key, stay in the teacher's clone.
+        teacher.run("dvc", "remote", "add", "-d", "class", server.url("student"))
         teacher.commit("the class remote")
+        teacher.run("dvc", "remote", "modify", "--local", "class", "url", server.url("teacher"))
         teacher.run("dvc", "remote", "modify", "--local", "class", "keyfile", str(server.keys["teacher"]))
         teacher.run("git", "init", "-q", "--bare", "-b", "main", str(self.origin), cwd=folder)
         self.publish()
@@ -78,7 +80,7 @@ class Classroom:
         self.teacher.run("git", "clone", "-q", str(self.origin), str(clone), cwd=self.folder)
         local = f"['remote \"class\"']\n    keyfile = {self.server.keys['student']}\n"
         if gate is not None:
-            url = self.server.url(self.server.home / "class-cache").replace(f":{self.server.port}/", f":{gate.port}/")
+            url = self.server.url("student").replace(f":{self.server.port}/", f":{gate.port}/")
             local += f"    url = {url}\n"
         (clone / ".dvc" / "config.local").write_text(local)
         return clone

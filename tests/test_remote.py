@@ -19,7 +19,7 @@ from denselab.config import load_params
 from denselab.layout import PREPARED
 from denselab.remote import first_error
 from tests.conftest import ROOT
-from tests.sshd import SSHD, ssh_server
+from tests.sshd import NEEDS_SSHD, ssh_server
 
 
 def dvc(*args: str, cwd) -> str:
@@ -80,10 +80,7 @@ def test_a_missing_array_is_fetched_from_the_remote_and_nothing_else(tmp_path, m
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(
-    not Path(SSHD).is_file() and not os.environ.get("DENSELAB_REQUIRE_SSHD"),
-    reason="Debian's openssh-server is not installed (.ci/run installs it)",
-)
+@NEEDS_SSHD
 def test_a_push_cut_off_by_the_server_completes_when_run_again(tmp_path):
     """The class server goes down in the middle of the teacher's push (a real sshd, killed with its sessions):
     the push fails, saying so; run again once the server is back, it completes and the remote holds every object."""
@@ -107,14 +104,14 @@ def test_a_push_cut_off_by_the_server_completes_when_run_again(tmp_path):
         for args in (
             ("init", "--no-scm", "-q"),
             ("add", "-q", "arrays"),
-            ("remote", "add", "-d", "class", server.url(server.home / "class-cache")),
+            ("remote", "add", "-d", "class", server.url("teacher")),
             ("remote", "modify", "class", "keyfile", str(server.keys["teacher"])),
         ):
             assert dvc(*args).returncode == 0
         push = subprocess.Popen(
             [sys.executable, "-m", "dvc", "push"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        storage = server.home / "class-cache"
+        storage = server.storage
         deadline = time.monotonic() + 120
         while not (storage.is_dir() and any(p.is_file() for p in storage.rglob("*"))):
             assert push.poll() is None and time.monotonic() < deadline, "the push ended before the server went down"
