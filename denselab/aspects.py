@@ -116,3 +116,22 @@ class Confound:
         parts = [f"now differ in {', '.join(self.extra)} as well"] if self.extra else []
         parts += [f"no longer differ in {', '.join(self.lacking)}"] if self.lacking else []
         return f"{self.a} and {self.b} {' and '.join(parts)}"
+
+
+@dataclass(frozen=True)
+class Factorial:
+    """A 2x2 design: two aspects (`denselab.aspects`), two values of each, one exercise per cell.
+
+    `cells[r][c]` has the r-th value of `rows` and the c-th of `columns`; the exercises differ in nothing else.
+    """
+
+    rows: str
+    columns: str
+    cells: tuple[tuple[str, str], tuple[str, str]]
+    row_levels: tuple[str, str]  # each aspect's two values, as `level_text` writes them
+    column_levels: tuple[str, str]
+    confounds: tuple[Confound, ...] = ()  # where the cells differ in more than the two aspects: not testable
+
+    def exercises(self) -> tuple[str, ...]:
+        """The four cells' exercises, row by row."""
+        return (*self.cells[0], *self.cells[1])

@@ -1,5 +1,5 @@
 """The kinds of test a claim can have, one class each: how claims.yaml writes it, the exercises it needs, what
-makes it untestable, how judge tests it, its verdict, and the sentences the report gives as its evidence.
+makes it untestable, how judge tests it, and its verdict (the rules: `denselab.verdicts`).
 
 A claim's `test:` is one of the mappings below, told apart by the key only that kind has (`KEY`):
 
@@ -7,13 +7,13 @@ A claim's `test:` is one of the mappings below, told apart by the key only that 
 - PairTest, `{better, than, aspects}`: one exercise does better than another that differs in exactly `aspects`;
 - PlateauTest, `{plateau, metric, from_epoch, margin}`: a validation curve stops improving from an epoch.
 
-A new kind is a class here, added to KINDS, with a sentence for its evidence in the message catalogs; validate,
-judge and the report ask each test what they need and never branch on its kind.
+A new kind is a class here, added to KINDS; the page words its evidence in a function of its own, added to
+`denselab.observations.EVIDENCE` (the study says what was found, the page says it). validate, judge and the report
+ask each test what they need and never branch on its kind.
 
 claims.yaml is parsed here, not in `denselab.config`: the stages that download, prepare and train load params.yaml
-without it, so the code that judges claims and words their evidence is none of theirs (`denselab.sources`: a
-stage reruns when code it imports changes). The statistics and the page's sentences are imported where a method
-needs them.
+without it, so the code that judges claims is none of theirs (`denselab.sources`: a stage reruns when code it
+imports changes). The statistics are imported where a method needs them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
@@ -37,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from denselab.aspects import ASPECTS, Confound, all_settings, level_text
+from denselab.aspects import ASPECTS, Confound, Factorial, all_settings, level_text
 from denselab.config import (
     CLAIMS_FILE,
     PARAMS_FILE,
@@ -48,15 +47,17 @@ from denselab.config import (
     validation_context,
 )
 from denselab.schema import AnyExerciseName, ExerciseName, Name, Spec, Unique, known, one_of, refuse, validated
+from denselab.verdicts import (
+    PLATEAU_METRICS,
+    confounds_found,
+    factor_verdict,
+    plateau_gains,
+    plateau_test,
+    signed_verdict,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from denselab.i18n import Language
-    from denselab.observations import Observation
-
-# The curves a plateau claim can read, and whether higher is better on each.
-PLATEAU_METRICS = {"val_accuracy": True, "val_loss": False}
 
 
 class ClaimTest(Spec):
@@ -90,10 +91,6 @@ class ClaimTest(Spec):
 
     def verdict(self, params: Params, entry: Mapping[str, Any], factorials: Mapping[str, Any]) -> dict[str, Any]:
         """The verdict, and what the page shows with it, from the adjusted results."""
-        raise NotImplementedError
-
-    def evidence(self, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
-        """The numbers behind the verdict, as sentences of the page."""
         raise NotImplementedError
 
     def compared(self, params: Params) -> list[tuple[str, str]]:
@@ -133,14 +130,8 @@ class FactorTest(ClaimTest):
         return {"confounds": factorials[self.factorial]["confounds"]}
 
     def verdict(self, params: Params, entry: Mapping[str, Any], factorials: Mapping[str, Any]) -> dict[str, Any]:
-        from denselab.claims import factor_verdict
-
-        return factor_verdict(self, params.factorials[self.factorial], factorials[self.factorial]["effects"])
-
-    def evidence(self, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
-        from denselab.observations import factor_evidence
-
-        return factor_evidence(found, self.aspect, lang)
+        effects = factorials[self.factorial]["effects"]
+        return factor_verdict(self.aspect, self.better, params.factorials[self.factorial], effects)
 
     def compared(self, params: Params) -> list[tuple[str, str]]:
         factorial = params.factorials[self.factorial]
@@ -176,8 +167,6 @@ class PairTest(ClaimTest):
         return [confound.sentence() for confound in self.confounds(params)]
 
     def held_back(self, params: Params, factorials: Mapping[str, Any]) -> dict[str, Any]:
-        from denselab.claims import confounds_found
-
         return {"confounds": confounds_found(self.confounds(params))}
 
     def run(self, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
@@ -190,14 +179,7 @@ class PairTest(ClaimTest):
         }
 
     def verdict(self, params: Params, entry: Mapping[str, Any], factorials: Mapping[str, Any]) -> dict[str, Any]:
-        from denselab.claims import signed_verdict
-
         return {"verdict": signed_verdict(entry["test"])}
-
-    def evidence(self, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
-        from denselab.observations import pair_evidence
-
-        return pair_evidence(self.better, self.than, self.aspects, found, lang)
 
     def compared(self, params: Params) -> list[tuple[str, str]]:
         return [(self.than, self.better)]
@@ -239,43 +221,15 @@ class PlateauTest(ClaimTest):
         return {"too_short": {"exercise": self.exercise, "epochs": epochs, "from_epoch": self.from_epoch}}
 
     def run(self, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
-        from denselab.claims import plateau_gains, plateau_test
-
-        return {"test": plateau_test(self, plateau_gains(self, curves))}
+        return {"test": plateau_test(self.margin, plateau_gains(self.exercise, self.metric, self.from_epoch, curves))}
 
     def verdict(self, params: Params, entry: Mapping[str, Any], factorials: Mapping[str, Any]) -> dict[str, Any]:
-        from denselab.claims import signed_verdict
-
         # The gain after the epoch is significantly below the margin (levelled off) or above it.
         return {"verdict": signed_verdict(entry["test"], better_if_positive=False)}
-
-    def evidence(self, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
-        from denselab.observations import plateau_evidence
-
-        return plateau_evidence(self.exercise, self.metric, self.from_epoch, found, lang)
 
 
 # Every kind, in the order an error message lists them.
 KINDS: list[type[ClaimTest]] = [FactorTest, PairTest, PlateauTest]
-
-
-@dataclass(frozen=True)
-class Factorial:
-    """A 2x2 design: two aspects (`denselab.aspects`), two values of each, one exercise per cell.
-
-    `cells[r][c]` has the r-th value of `rows` and the c-th of `columns`; the exercises differ in nothing else.
-    """
-
-    rows: str
-    columns: str
-    cells: tuple[tuple[str, str], tuple[str, str]]
-    row_levels: tuple[str, str]  # each aspect's two values, as `level_text` writes them
-    column_levels: tuple[str, str]
-    confounds: tuple[Confound, ...] = ()  # where the cells differ in more than the two aspects: not testable
-
-    def exercises(self) -> tuple[str, ...]:
-        """The four cells' exercises, row by row."""
-        return (*self.cells[0], *self.cells[1])
 
 
 def _two_by_two(grid: Any) -> Any:

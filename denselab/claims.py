@@ -22,25 +22,17 @@ made (Holm, statsmodels), and the verdicts read the adjusted p-values:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from denselab.aspects import Confound
-from denselab.claim_tests import PLATEAU_METRICS, Claim, Factorial, FactorTest, PlateauTest, why_untestable
+from denselab.aspects import Factorial
+from denselab.claim_tests import Claim, why_untestable
 from denselab.config import Params
-from denselab.statistics import CONFIDENCE, describe
+from denselab.statistics import describe
+from denselab.verdicts import ALPHA, NOT_TESTED, confounds_found, p_rounded, rounded
 
 if TYPE_CHECKING:
     import pandas as pd
-
-SUPPORTED = "supported"
-CONDITIONAL = "conditional"
-NOT_SUPPORTED = "not_supported"
-CONTRADICTED = "contradicted"
-NOT_TESTED = "not_tested"
-VERDICTS = (SUPPORTED, CONDITIONAL, NOT_SUPPORTED, CONTRADICTED, NOT_TESTED)
-ALPHA = 1 - CONFIDENCE
 
 # A factorial's contrasts over its cells (r0c0, r0c1, r1c0, r1c1): each effect is the second value minus the first.
 CONTRASTS = {
@@ -52,21 +44,6 @@ CONTRASTS = {
     "columns_at_0": (-1.0, 1.0, 0.0, 0.0),  # the columns' effect at the first value of the rows' aspect
     "columns_at_1": (0.0, 0.0, -1.0, 1.0),
 }
-
-
-def _round(value: float) -> float | None:
-    return round(float(value), 6) if math.isfinite(value) else None
-
-
-def _p(value: float) -> float:
-    """A p-value to four significant digits (as `statistics.welch` writes them)."""
-    return float(f"{value:.4g}")
-
-
-def confounds_found(confounds: Sequence[Confound]) -> list[dict[str, Any]]:
-    """Each confound as judge writes it: the two exercises, the aspects they now differ in as well, and the named
-    ones they no longer differ in."""
-    return [{"a": c.a, "b": c.b, "extra": list(c.extra), "lacking": list(c.lacking)} for c in confounds]
 
 
 def untested_because(claim: Claim, params: Params, entry: Mapping[str, Any]) -> list[str]:
@@ -108,14 +85,14 @@ def factorial_effects(factorial: Factorial, runs: pd.DataFrame) -> dict[str, dic
         difference = float(np.squeeze(test.effect))
         se = float(np.squeeze(test.sd))
         if not se > 1e-12:  # every run of the cells involved agrees (to rounding): no spread to test against
-            found[name] = {"difference": _round(difference), "ci95_low": None, "ci95_high": None, "p_value": None}
+            found[name] = {"difference": rounded(difference), "ci95_low": None, "ci95_high": None, "p_value": None}
             continue
         low, high = np.squeeze(test.conf_int(alpha=ALPHA))
         found[name] = {
-            "difference": _round(difference),
-            "ci95_low": _round(low),
-            "ci95_high": _round(high),
-            "p_value": _p(float(np.squeeze(test.pvalue))),
+            "difference": rounded(difference),
+            "ci95_low": rounded(low),
+            "ci95_high": rounded(high),
+            "p_value": p_rounded(float(np.squeeze(test.pvalue))),
         }
     return found
 
@@ -126,48 +103,6 @@ def cell_statistics(factorial: Factorial, runs: pd.DataFrame) -> list[list[dict[
         [{"exercise": name, **describe(runs.loc[runs["exercise"] == name, "test_accuracy"], None)} for name in row]
         for row in factorial.cells
     ]
-
-
-def plateau_gains(test: PlateauTest, curves: pd.DataFrame) -> list[float]:
-    """Per run of the exercise, how much the curve improved from `from_epoch` to its last epoch (a loss that
-    fell counts as a gain)."""
-    higher_is_better = PLATEAU_METRICS[test.metric]
-    split = "validation" if test.metric.startswith("val_") else "train"
-    metric = test.metric.removeprefix("val_")
-    chosen = curves[(curves["exercise"] == test.exercise) & (curves["metric"] == metric) & (curves["split"] == split)]
-    gains = []
-    for _, run in chosen.groupby("seed", sort=True):
-        values = run.sort_values("epoch")["value"].to_numpy()
-        if len(values) <= test.from_epoch:
-            continue
-        gain = values[-1] - values[test.from_epoch - 1]
-        gains.append(float(gain if higher_is_better else -gain))
-    return gains
-
-
-def plateau_test(test: PlateauTest, gains: Sequence[float]) -> dict[str, Any]:
-    """The mean gain after the epoch with its 95% interval, and the two-sided p of its t-test against the margin."""
-    import numpy as np
-    from scipy import stats
-
-    values = np.asarray(gains, dtype=float)
-    mean = float(values.mean()) if len(values) else math.nan  # no run long enough: nothing to test
-    # `difference`: the gain beyond the margin; below zero, the curve levelled off.
-    found: dict[str, Any] = {
-        "n": len(values),
-        "gain": _round(mean),
-        "margin": test.margin,
-        "difference": _round(mean - test.margin),
-    }
-    if len(values) < 2 or values.std(ddof=1) == 0:
-        return found | {"ci95_low": None, "ci95_high": None, "p_value": None}
-    result = stats.ttest_1samp(values, popmean=test.margin)
-    interval = result.confidence_interval(CONFIDENCE)
-    return found | {  # the interval is the mean gain's
-        "ci95_low": _round(interval.low),
-        "ci95_high": _round(interval.high),
-        "p_value": _p(float(result.pvalue)),
-    }
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -188,69 +123,6 @@ def _tests_in(found: Mapping[str, Any]) -> list[dict[str, Any]]:
         if "test" in claim:  # a factorial claim's tests are its factorial's effects
             tests.append(claim["test"])
     return [t for t in tests if t.get("p_value") is not None]
-
-
-def _significant(test: Mapping[str, Any]) -> bool:
-    return test.get("p_adjusted") is not None and test["p_adjusted"] < ALPHA
-
-
-def _oriented(test: Mapping[str, Any], sign: float) -> dict[str, Any]:
-    """A test of `second - first` turned into one of the claimed direction (sign -1 swaps the two)."""
-    low, high = test.get("ci95_low"), test.get("ci95_high")
-    flipped = dict(test)
-    flipped["difference"] = None if test["difference"] is None else _round(sign * test["difference"])
-    if low is not None and high is not None:
-        flipped["ci95_low"], flipped["ci95_high"] = (low, high) if sign > 0 else (_round(-high), _round(-low))
-    return flipped
-
-
-def _direction(test: Mapping[str, Any]) -> str | None:
-    """'for' (significant, in the claimed direction), 'against' (significant, the other way) or None."""
-    if not _significant(test):
-        return None
-    return "for" if test["difference"] > 0 else "against"
-
-
-def factor_verdict(test: FactorTest, factorial: Factorial, effects: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The verdict of a factorial claim from the factorial's adjusted effects (see the module's rules)."""
-    axis = "rows" if test.aspect == factorial.rows else "columns"
-    levels = factorial.row_levels if axis == "rows" else factorial.column_levels
-    others = factorial.column_levels if axis == "rows" else factorial.row_levels
-    sign = 1.0 if test.better == levels[1] else -1.0
-    main = _oriented(effects[axis], sign)
-    simple = [{"at": others[i], **_oriented(effects[f"{axis}_at_{i}"], sign)} for i in (0, 1)]
-    interaction = dict(effects["interaction"])
-    found = {
-        "worse": levels[0] if sign > 0 else levels[1],
-        "better": test.better,
-        "other_aspect": factorial.columns if axis == "rows" else factorial.rows,
-        "effect": main,
-        "simple": simple,
-        "interaction": interaction,
-    }
-    if not _significant(interaction):
-        direction = _direction(main)
-        verdict = {"for": SUPPORTED, "against": CONTRADICTED, None: NOT_SUPPORTED}[direction]
-        return found | {"verdict": verdict, "holds_at": list(others) if verdict == SUPPORTED else []}
-    directions = [_direction(s) for s in simple]
-    holds_at = [s["at"] for s, d in zip(simple, directions) if d == "for"]
-    against_at = [s["at"] for s, d in zip(simple, directions) if d == "against"]
-    if len(holds_at) == 2:
-        verdict = SUPPORTED
-    elif holds_at:
-        verdict = CONDITIONAL
-    elif against_at:
-        verdict = CONTRADICTED
-    else:
-        verdict = NOT_SUPPORTED
-    return found | {"verdict": verdict, "holds_at": holds_at, "against_at": against_at}
-
-
-def signed_verdict(test: Mapping[str, Any], better_if_positive: bool = True) -> str:
-    """A test of the claimed direction (or against it, `better_if_positive` False): supported, contradicted or
-    not supported, by its adjusted p-value."""
-    direction = _direction(test if better_if_positive else _oriented(test, -1.0))
-    return {"for": SUPPORTED, "against": CONTRADICTED, None: NOT_SUPPORTED}[direction]
 
 
 def verdicts(params: Params, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
@@ -278,7 +150,7 @@ def verdicts(params: Params, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[s
     found: dict[str, Any] = {"factorials": factorials, "claims": claims}
     tests = _tests_in(found)
     for test, adjusted in zip(tests, holm([t["p_value"] for t in tests])):
-        test["p_adjusted"] = _p(adjusted)
+        test["p_adjusted"] = p_rounded(adjusted)
     for name, claim in params.claims.items():
         claims[name].update(_verdict(claim, params, claims[name], factorials))
     found["tests"] = len(tests)

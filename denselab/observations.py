@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from denselab.claim_tests import ClaimTest, FactorTest, PairTest, PlateauTest
+from denselab.config import Params
 from denselab.i18n import N_, Language
 from denselab.records import Saturation
 from denselab.statistics import CONFIDENCE, lab_position
@@ -615,3 +617,28 @@ def untested_evidence(found: Mapping[str, Any], lang: Language) -> list[Observat
             )
         )
     return said
+
+
+def _factor(test: FactorTest, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
+    return factor_evidence(found, test.aspect, lang)
+
+
+def _pair(test: PairTest, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
+    return pair_evidence(test.better, test.than, test.aspects, found, lang)
+
+
+def _plateau(test: PlateauTest, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
+    return plateau_evidence(test.exercise, test.metric, test.from_epoch, found, lang)
+
+
+Evidence = Callable[[Any, Params, Mapping[str, Any], Language], list[Observation]]
+# The sentences of each kind of claim test (`denselab.claim_tests.KINDS`), by its class: a new kind adds its own.
+EVIDENCE: dict[type[ClaimTest], Evidence] = {FactorTest: _factor, PairTest: _pair, PlateauTest: _plateau}
+
+
+def evidence(test: ClaimTest, params: Params, found: Mapping[str, Any], lang: Language) -> list[Observation]:
+    """The numbers behind a claim's verdict (judge's entry `found`), as sentences of the page, by its kind's
+    function in EVIDENCE."""
+    if type(test) not in EVIDENCE:
+        raise LookupError(f"no sentences for a claim test of kind {type(test).__name__}: add them to EVIDENCE")
+    return EVIDENCE[type(test)](test, params, found, lang)

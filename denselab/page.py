@@ -30,6 +30,9 @@ from denselab.observations import (
     units_comparison,
     untested_evidence,
 )
+from denselab.observations import (
+    evidence as claim_evidence,
+)
 from denselab.statistics import comparison_key, lab_position
 
 
@@ -147,7 +150,7 @@ def claim_views(claims: ClaimsView, params: Params, views: list[ExerciseView], l
         if test is None or found["verdict"] == "not_tested":
             evidence, pairs = untested_evidence(found, lang), []
         else:
-            evidence, pairs = test.evidence(params, found, lang), test.compared(params)
+            evidence, pairs = claim_evidence(test, params, found, lang), test.compared(params)
         mechanism: list[tuple[str, Observation]] = []
         for a, b in pairs:
             units = units_comparison(a, b, by_name[a].evaluation, by_name[b].evaluation, lang, both_defined=True)

@@ -11,10 +11,11 @@ from pydantic import Field
 
 from denselab import claim_tests
 from denselab import claims as C
+from denselab import verdicts as V
 from denselab.claim_tests import ClaimTest, PairTest, parse_with_claims
 from denselab.cli import ParamsError
 from denselab.i18n import Language
-from denselab.observations import Observation
+from denselab.observations import EVIDENCE, Observation
 from denselab.page import ClaimsView, claim_views
 from denselab.schema import ExerciseName, Unique
 from tests.test_claims import no_curves, table
@@ -38,21 +39,25 @@ class TrendTest(ClaimTest):
 
         chosen = runs[runs["exercise"].isin(self.along)]
         fit = stats.linregress([self.along.index(e) for e in chosen["exercise"]], chosen["test_accuracy"])
-        return {"test": {"difference": float(fit.slope), "p_value": C._p(float(fit.pvalue))}}
+        return {"test": {"difference": float(fit.slope), "p_value": V.p_rounded(float(fit.pvalue))}}
 
     def verdict(self, params, entry: Mapping[str, Any], factorials) -> dict[str, Any]:
-        return {"verdict": C.signed_verdict(entry["test"])}
+        return {"verdict": V.signed_verdict(entry["test"])}
 
-    def evidence(self, params, found, lang: Language) -> list[Observation]:
-        values = {"along": ", ".join(self.along), "p": lang.p_value(found["test"]["p_adjusted"])}
-        return [Observation("Accuracy rises along %(along)s (adjusted p %(p)s).", values)]
+
+def trend_evidence(test: TrendTest, params, found, lang: Language) -> list[Observation]:
+    """Its sentence on the page, as the page's own kinds have theirs."""
+    values = {"along": ", ".join(test.along), "p": lang.p_value(found["test"]["p_adjusted"])}
+    return [Observation("Accuracy rises along %(along)s (adjusted p %(p)s).", values)]
 
 
 @pytest.fixture
 def with_trend() -> Iterator[None]:
     claim_tests.KINDS.append(TrendTest)
+    EVIDENCE[TrendTest] = trend_evidence
     yield
     claim_tests.KINDS.remove(TrendTest)
+    del EVIDENCE[TrendTest]
 
 
 RISING = {"text": {"en": "Each step helps", "vi": "Mỗi bước đều giúp"}, "test": {"trend": ["ex2", "ex1", "ex3"]}}

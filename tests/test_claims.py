@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from denselab import claims as C
+from denselab import verdicts as V
 from denselab.claim_tests import parse_with_claims
 
 # Five runs per cell, the same spread pattern in every cell (mean-centred), scaled per cell.
@@ -89,7 +90,7 @@ def test_holm_adjusts_over_every_test_of_the_section(params):
 
 def test_relu_worse_only_on_raw_pixels_is_supported_under_a_condition(params):
     found = C.verdicts(params, table(cells(0.88, 0.975, 0.74, 0.978)), no_curves())["claims"]["ex2_relu_worse"]
-    assert found["verdict"] == C.CONDITIONAL and found["holds_at"] == ["raw"]
+    assert found["verdict"] == V.CONDITIONAL and found["holds_at"] == ["raw"]
     assert found["better"] == "sigmoid" and found["worse"] == "relu" and found["other_aspect"] == "input scaling"
     raw, scaled = found["simple"]
     assert raw["at"] == "raw" and raw["difference"] == pytest.approx(0.88 - 0.74)  # the claimed direction: positive
@@ -98,18 +99,18 @@ def test_relu_worse_only_on_raw_pixels_is_supported_under_a_condition(params):
 
 def test_an_effect_on_both_values_is_supported(params):
     verdicts = verdicts_of(params, table(cells(0.88, 0.975, 0.74, 0.978)))
-    assert verdicts["ex3_scaling"] == C.SUPPORTED  # x/255 better under sigmoid (+9.5) and relu (+23.8)
-    assert verdicts["baseline_output"] == C.SUPPORTED  # the output's sigmoid, with or without a hidden one
-    assert verdicts["ex1_sigmoid"] == C.SUPPORTED  # the pair: both sigmoids against none
+    assert verdicts["ex3_scaling"] == V.SUPPORTED  # x/255 better under sigmoid (+9.5) and relu (+23.8)
+    assert verdicts["baseline_output"] == V.SUPPORTED  # the output's sigmoid, with or without a hidden one
+    assert verdicts["ex1_sigmoid"] == V.SUPPORTED  # the pair: both sigmoids against none
 
 
 def test_no_effect_is_not_supported_and_the_opposite_effect_contradicts(params):
     # The hidden sigmoid does nothing without an output sigmoid and nothing with one: not supported.
     same = cells(0.88, 0.975, 0.74, 0.978, baseline=(0.10, 0.90, 0.10, 0.90))
-    assert verdicts_of(params, table(same))["baseline_no_activation"] == C.NOT_SUPPORTED
+    assert verdicts_of(params, table(same))["baseline_no_activation"] == V.NOT_SUPPORTED
     # A linear hidden layer does better than a sigmoid one, whatever the output: contradicted.
     worse = cells(0.88, 0.975, 0.74, 0.978, baseline=(0.12, 0.91, 0.10, 0.89))
-    assert verdicts_of(params, table(worse))["baseline_no_activation"] == C.CONTRADICTED
+    assert verdicts_of(params, table(worse))["baseline_no_activation"] == V.CONTRADICTED
 
 
 def test_an_interaction_alone_decides_by_the_effect_at_each_value(params):
@@ -121,7 +122,7 @@ def test_an_interaction_alone_decides_by_the_effect_at_each_value(params):
     assert effects["rows"]["difference"] == pytest.approx(0.0, abs=1e-9)  # relu - sigmoid on average: nothing
     assert effects["interaction"]["p_adjusted"] < 0.05
     # sigmoid better on raw pixels (0.90 vs 0.80), worse on x/255 (0.90 vs 1.00): only under a condition.
-    assert verdicts["ex2_relu_worse"] == C.CONDITIONAL
+    assert verdicts["ex2_relu_worse"] == V.CONDITIONAL
     assert found["claims"]["ex2_relu_worse"]["against_at"] == ["x/255"]
 
 
@@ -132,17 +133,17 @@ def test_a_factorial_with_a_cell_missing_is_not_testable_and_says_what_is_missin
     assert found["factorials"]["activation_by_scale"]["missing"] == ["sigmoid_x255"]
     assert "effects" not in found["factorials"]["activation_by_scale"]
     for name in ("ex2_relu_worse", "ex3_scaling"):
-        assert found["claims"][name]["verdict"] == C.NOT_TESTED
+        assert found["claims"][name]["verdict"] == V.NOT_TESTED
         assert found["claims"][name]["missing"] == ["sigmoid_x255"]
-    assert found["claims"]["ex3_scaling"]["verdict"] == C.NOT_TESTED
-    assert found["claims"]["baseline_output"]["verdict"] == C.SUPPORTED  # the other factorial is whole
+    assert found["claims"]["ex3_scaling"]["verdict"] == V.NOT_TESTED
+    assert found["claims"]["baseline_output"]["verdict"] == V.SUPPORTED  # the other factorial is whole
     # ex5 and its deeper control are the full study's (profiles.yaml): said so, never an error.
     assert found["claims"]["ex5_too_simple"] == {
         "kind": "pair",
         "missing": ["ex5", "ex5_deeper"],
         "confounds": [],
         "profile": "full_study",
-        "verdict": C.NOT_TESTED,
+        "verdict": V.NOT_TESTED,
     }
 
 
@@ -151,7 +152,7 @@ def test_cells_without_spread_are_not_tested_for_significance(params):
     found = C.verdicts(params, table(cells(0.88, 0.975, 0.74, 0.978), flat), no_curves())
     effects = found["factorials"]["activation_by_scale"]["effects"]
     assert effects["rows"]["p_value"] is None and "p_adjusted" not in effects["rows"]
-    assert found["claims"]["ex2_relu_worse"]["verdict"] == C.NOT_SUPPORTED
+    assert found["claims"]["ex2_relu_worse"]["verdict"] == V.NOT_SUPPORTED
 
 
 def curves_of(exercise: str, metric: str, per_run: list[list[float]]) -> pd.DataFrame:
@@ -168,9 +169,9 @@ def curves_of(exercise: str, metric: str, per_run: list[list[float]]) -> pd.Data
 @pytest.mark.parametrize(
     ("late_gain", "verdict"),
     [
-        (0.0, C.SUPPORTED),  # flat after epoch 20: gains well below the 1-point margin
-        (0.05, C.CONTRADICTED),  # still 5 points up after epoch 20
-        (0.01, C.NOT_SUPPORTED),  # gains around the margin itself: cannot tell
+        (0.0, V.SUPPORTED),  # flat after epoch 20: gains well below the 1-point margin
+        (0.05, V.CONTRADICTED),  # still 5 points up after epoch 20
+        (0.01, V.NOT_SUPPORTED),  # gains around the margin itself: cannot tell
     ],
 )
 def test_a_plateau_claim_reads_the_curves_of_every_run(params_data, late_gain, verdict):
@@ -195,7 +196,7 @@ def test_a_claim_without_a_test_says_why(params_copy):
     claim = params.claims["ex5_too_simple"]
     assert claim.test is None and "CIFAR-10" in claim.untested["en"] and claim.untested["vi"]
     found = C.verdicts(params, table(cells(0.88, 0.975, 0.74, 0.978)), no_curves())["claims"]["ex5_too_simple"]
-    assert found == {"kind": "none", "missing": [], "verdict": C.NOT_TESTED}
+    assert found == {"kind": "none", "missing": [], "verdict": V.NOT_TESTED}
 
 
 def test_once_the_full_study_is_applied_all_eight_claims_are_judged(tmp_path):
@@ -221,8 +222,8 @@ def test_once_the_full_study_is_applied_all_eight_claims_are_judged(tmp_path):
         ]
     )
     found = C.verdicts(params, runs, curves)["claims"]
-    assert len(found) == 8 and not [name for name, claim in found.items() if claim["verdict"] == C.NOT_TESTED]
+    assert len(found) == 8 and not [name for name, claim in found.items() if claim["verdict"] == V.NOT_TESTED]
     assert all("profile" not in claim for claim in found.values())
-    assert found["ex5_too_simple"]["verdict"] == C.CONTRADICTED  # the deeper control did worse here
+    assert found["ex5_too_simple"]["verdict"] == V.CONTRADICTED  # the deeper control did worse here
     assert found["ex5_too_simple"]["runs"] == {"ex5": 5, "ex5_deeper": 5}
-    assert found["ex5_validation_accuracy"]["verdict"] == C.SUPPORTED  # flat from epoch 15 on
+    assert found["ex5_validation_accuracy"]["verdict"] == V.SUPPORTED  # flat from epoch 15 on
