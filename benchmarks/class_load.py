@@ -1,11 +1,11 @@
 """A class of N students fetching the report from one lab server in the same moment (docs/class.md).
 
     python benchmarks/class_load.py                  # N = 10, 20, 40; about 15 minutes on 2 cores
-    python benchmarks/class_load.py --students 40 --settings recommended --fetch denselab.pull
+    python benchmarks/class_load.py --students 40 --settings recommended --fetch denselab.tools.pull
 
 The teacher's project is a tiny build (tests/project.py) pushed to a real OpenSSH server on loopback
 (tests/sshd.py), first with the server's stock settings, then with those docs/class.md recommends. For each N,
-each settings and each fetch command (DVC's `dvc pull`, and `python -m denselab.pull`, which retries a dropped
+each settings and each fetch command (DVC's `dvc pull`, and `python -m denselab.tools.pull`, which retries a dropped
 connection), N fresh clones fetch the report and what it is made of, all started at once; their first
 connections reach sshd in the same instant, as forty machines' would (tests.classroom.Gate), where forty
 processes on this machine's two cores would connect one after another. Per student: did the
@@ -30,7 +30,7 @@ from tests.project import build
 from tests.sshd import ssh_server
 
 SETTINGS = {"stock": "", "recommended": RECOMMENDED_SSHD}
-FETCHES = {"dvc pull": DVC_PULL, "denselab.pull": FETCH}
+FETCHES = {"dvc pull": DVC_PULL, "denselab.tools.pull": FETCH}
 # The teacher's project: the tiny build the class tests share (three exercises, one seed of ex1 in the study).
 TEACHER = {"exercises": ("ex1", "ex2", "ex5"), "study": {"seeds": [1], "exercises": ["ex1"]}}
 

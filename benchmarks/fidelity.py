@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from denselab.config import IDX_FILES, load_params
-from denselab.datasets import mnist_from_idx
+from denselab.core.config import IDX_FILES, load_params
+from denselab.data.datasets import mnist_from_idx
 from stages.prepare import prepare
 
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -70,10 +70,10 @@ def build_inputs(work: Path, exercise: str) -> tuple[Path, Path]:
 DENSELAB_RUN = """
 import dataclasses, json, sys
 from pathlib import Path
-from denselab.arrays import read_test, read_training
-from denselab.cli import load_tensorflow
-from denselab.config import load_params
-from denselab.training import configure_threads
+from denselab.data.arrays import read_test, read_training
+from denselab.core.cli import load_tensorflow
+from denselab.core.config import load_params
+from denselab.training.fit import configure_threads
 from stages.replicate import replicate
 exercise, folder, seed, epochs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 spec = load_params(sys.argv[5]).exercises[exercise]
@@ -81,13 +81,13 @@ xla = {"on": True, "off": False}.get(sys.argv[6], spec.xla)
 spec = dataclasses.replace(spec, epochs=epochs or spec.epochs, xla=xla)
 change = sys.argv[7]
 if change == "keras-adam":  # Keras' own Adam instead of the fused kernel (the fallback DenseLab has for it)
-    import denselab.models as models
+    import denselab.training.models as models
     models.use_fast_adam = lambda model, spec: models.compile_model(model, spec, fused=False)
 elif change == "no-determinism":  # TensorFlow's ops as the lab's code leaves them
     import tensorflow as tf
     tf.config.experimental.enable_op_determinism = lambda: None
 elif change == "fixed-order":  # every epoch visits the rows in epoch 0's order, as Keras' seeded fit does
-    import denselab.loop as loop
+    import denselab.training.loop as loop
     first_order = loop.epoch_order
     loop.epoch_order = lambda n, batch_size, seed, epoch: first_order(n, batch_size, seed, 0)
 x_train, y_train = read_training(folder)

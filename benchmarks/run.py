@@ -29,10 +29,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from denselab.arrays import array_hashes
-from denselab.config import IDX_FILES, load_params
-from denselab.datasets import mnist_from_idx
-from denselab.study import fingerprint
+from denselab.core.config import IDX_FILES, load_params
+from denselab.data.arrays import array_hashes
+from denselab.data.datasets import mnist_from_idx
+from denselab.training.fingerprints import fingerprint
 from stages.prepare import prepare
 
 
@@ -304,11 +304,11 @@ def bench_project(project: Path, repeats: int) -> dict:
         "report",
     ):
         # The training and evaluating stages load TensorFlow (and the training ones their loop) before any work.
-        loop = "; from denselab.cli import load_tensorflow; load_tensorflow(); import denselab.loop, denselab.models"
+        loop = "; from denselab.core.cli import load_tensorflow; load_tensorflow(); import denselab.training.loop, denselab.training.models"
         heavy = {
             "train": loop,
             "replicate": loop,
-            "evaluate": "; from denselab.cli import load_tensorflow; load_tensorflow()",
+            "evaluate": "; from denselab.core.cli import load_tensorflow; load_tensorflow()",
         }.get(module, "")
         times = []
         for _ in range(repeats):

@@ -9,7 +9,7 @@ mean test accuracy (Student t), and where the lab's reported number falls. Per p
 exercises that differ in exactly one setting (the lab's comparisons): the difference of means with
 its 95% interval and Welch's t-test p-value. The statistics are DVC metrics (`--out`); the per-run
 table and the figures go to `--figures`. Never imports TensorFlow; pandas, SciPy and seaborn only
-when computing or drawing; the statistics themselves are in `denselab.statistics`.
+when computing or drawing; the statistics themselves are in `denselab.study.statistics`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from denselab.aspects import one_change_pairs
-from denselab.cli import argument_parser, stage_main
-from denselab.config import Params, load_params
-from denselab.drawing import CURVE_LABELS, curves_figure, number_axis, save_png, seaborn
-from denselab.files import replaced_folder, write_text
-from denselab.i18n import N_, Language
-from denselab.layout import OVERVIEW_PNG, RUNS_CSV, curves_png
-from denselab.runs import add_run_arguments, read_runs
-from denselab.statistics import comparison_key, describe, welch
+from denselab.core.cli import argument_parser, stage_main
+from denselab.core.config import Params, load_params
+from denselab.core.files import replaced_folder, write_text
+from denselab.core.i18n import N_, Language
+from denselab.core.layout import OVERVIEW_PNG, RUNS_CSV, curves_png
+from denselab.report.drawing import CURVE_LABELS, curves_figure, number_axis, save_png, seaborn
+from denselab.study.aspects import one_change_pairs
+from denselab.study.runs import add_run_arguments, read_runs
+from denselab.study.statistics import comparison_key, describe, welch
 
 # The figures' texts; message ids of the catalogs in templates/messages/.
 LABELS = {

@@ -20,15 +20,15 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from denselab.arrays import flatten, one_hot
-from denselab.cli import argument_parser, stage_main
-from denselab.config import load_params
-from denselab.datasets import CLASS_NAMES, read_npz
-from denselab.drawing import number_axis, plain, save_png, seaborn
-from denselab.files import replaced_folder
-from denselab.i18n import N_, Language
-from denselab.layout import DATASET_FIGURES as FIGURES
-from denselab.layout import DATASET_SUMMARY as SUMMARY
+from denselab.core.cli import argument_parser, stage_main
+from denselab.core.config import load_params
+from denselab.core.files import replaced_folder
+from denselab.core.i18n import N_, Language
+from denselab.core.layout import DATASET_FIGURES as FIGURES
+from denselab.core.layout import DATASET_SUMMARY as SUMMARY
+from denselab.data.arrays import flatten, one_hot
+from denselab.data.datasets import CLASS_NAMES, read_npz
+from denselab.report.drawing import number_axis, plain, save_png, seaborn
 
 SAMPLES_PER_CLASS = 8
 SAMPLE_SEED = 0

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from denselab.cli import StageError, argument_parser, stage_main
-from denselab.config import IDX_FILES, DatasetSource, load_params
-from denselab.datasets import Arrays, mnist_from_idx, read_dataset, verify_sha256
-from denselab.files import atomic_path, free_space, megabytes
+from denselab.core.cli import StageError, argument_parser, stage_main
+from denselab.core.config import IDX_FILES, DatasetSource, load_params
+from denselab.core.files import atomic_path, free_space, megabytes
+from denselab.data.datasets import Arrays, mnist_from_idx, read_dataset, verify_sha256
 
 MIRROR_ENV = "DENSELAB_DATA_MIRROR"
 TIMEOUT = 30.0  # seconds without a byte before a connection counts as dead

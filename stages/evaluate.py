@@ -5,7 +5,7 @@
         --evidence data/evidence/ex3.npz --run reports/runs/ex3/seed-42.json
 
 The only stage of the evaluation that needs TensorFlow: it predicts the test set once and runs it
-through every layer once. What it keeps (`--evidence`, see `denselab.evaluation.unit_evidence`): every test
+through every layer once. What it keeps (`--evidence`, see `denselab.training.evaluation.unit_evidence`): every test
 sample's output probabilities, per layer and unit how often its pre-activation is positive or saturates a
 sigmoid, a sample of the pre-activations, and some first-layer weights. `explain` turns that into the
 classification report, the mistakes and the hidden-unit diagnostics, without TensorFlow. It also writes the lab's
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from denselab.arrays import read_test
-from denselab.cli import StageError, argument_parser, load_tensorflow, stage_main
-from denselab.evaluation import predict, unit_evidence, write_evidence
-from denselab.files import write_text
-from denselab.history import CURVES, read_history
-from denselab.layout import MODEL_FILE
-from denselab.records import RunRecord
+from denselab.core.cli import StageError, argument_parser, load_tensorflow, stage_main
+from denselab.core.files import write_text
+from denselab.core.history import CURVES, read_history
+from denselab.core.layout import MODEL_FILE
+from denselab.core.records import RunRecord
+from denselab.data.arrays import read_test
+from denselab.training.evaluation import predict, unit_evidence, write_evidence
 
 
 def evaluate(model, x_test: np.ndarray, y_test: np.ndarray) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     write_evidence(args.evidence, evidence)
     write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
     write_text(args.predictions, predictions_csv(y_test, y_pred))
-    from denselab.models import precision_of
+    from denselab.training.models import precision_of
 
     record = run_record(args.exercise, args.seed, metrics, precision_of(model), read_history(args.history))
     write_text(args.run, json.dumps(record, indent=1) + "\n")

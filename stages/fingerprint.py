@@ -3,7 +3,7 @@
     python -m stages.fingerprint --exercise ex3 --prepared data/prepared/mnist_scaled \
         --digest data/digests/mnist_scaled.json --out data/fingerprints/ex3.json
 
-For one exercise it writes one small file (`denselab.study`): the exercise's training settings and the folder
+For one exercise it writes one small file (`denselab.training.fingerprints`): the exercise's training settings and the folder
 and sha256 of its prepared arrays, from the digest `prepare` wrote beside them. It reads no array, so a student's
 clone reruns it without fetching any. The lab's run (`train`) and the study's runs (`replicate`) depend on their
 exercise's file instead of on params.yaml: DVC's matrix cannot look up an exercise's `inputs` to name its arrays
@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from denselab.cli import StageError, argument_parser, stage_main
-from denselab.config import Exercise, load_params
-from denselab.files import write_text
-from denselab.remote import pull_missing
-from denselab.study import fingerprint as fingerprint_of
-from denselab.study import read_digest
+from denselab.core.cli import StageError, argument_parser, stage_main
+from denselab.core.config import Exercise, load_params
+from denselab.core.files import write_text
+from denselab.core.remote import pull_missing
+from denselab.training.fingerprints import fingerprint as fingerprint_of
+from denselab.training.fingerprints import read_digest
 
 
 def fingerprint(name: str, spec: Exercise, prepared: Path, digest: Path) -> dict[str, Any]:

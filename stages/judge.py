@@ -5,7 +5,7 @@
 
 Reads every run of every studied exercise (as aggregate does), fits each factorial of params.yaml (main effects,
 interaction and simple effects with 95% intervals), tests each claim, adjusts every p-value for the number of
-tests (Holm) and gives each claim a verdict (`denselab.claims` holds the rules). The results are a DVC metrics
+tests (Holm) and gives each claim a verdict (`denselab.study.claims` holds the rules). The results are a DVC metrics
 file (`--out`); each factorial's interaction plot goes to `--figures`. Never imports TensorFlow.
 """
 
@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from denselab.claim_tests import load_with_claims
-from denselab.claims import NOT_TESTED, untested_because, verdicts
-from denselab.cli import argument_parser, stage_main
-from denselab.config import Params
-from denselab.drawing import number_axis, save_png, seaborn
-from denselab.files import replaced_folder, write_text
-from denselab.i18n import N_, Language
-from denselab.layout import factorial_png
-from denselab.observations import level_shown
-from denselab.runs import add_run_arguments, read_runs
+from denselab.core.cli import argument_parser, stage_main
+from denselab.core.config import Params
+from denselab.core.files import replaced_folder, write_text
+from denselab.core.i18n import N_, Language
+from denselab.core.layout import factorial_png
+from denselab.report.drawing import number_axis, save_png, seaborn
+from denselab.report.observations import level_shown
+from denselab.study.claim_tests import load_with_claims
+from denselab.study.claims import NOT_TESTED, untested_because, verdicts
+from denselab.study.runs import add_run_arguments, read_runs
 
 LABELS = {
     "accuracy_pct": N_("Test accuracy (%)"),
@@ -39,7 +39,7 @@ LABELS = {
 
 
 def judge(params: Params, runs: pd.DataFrame, curves: pd.DataFrame) -> dict[str, Any]:
-    """Every factorial's effects and every claim's verdict, for the study's runs (the rules: `denselab.claims`)."""
+    """Every factorial's effects and every claim's verdict, for the study's runs (the rules: `denselab.study.claims`)."""
     return verdicts(params, runs, curves)
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from denselab.arrays import array_hashes, flatten, one_hot, write_prepared
-from denselab.cli import StageError, argument_parser, stage_main
-from denselab.config import InputVariant, load_params
-from denselab.datasets import check_arrays
-from denselab.files import write_text
+from denselab.core.cli import StageError, argument_parser, stage_main
+from denselab.core.config import InputVariant, load_params
+from denselab.core.files import write_text
+from denselab.data.arrays import array_hashes, flatten, one_hot, write_prepared
+from denselab.data.datasets import check_arrays
 
 
 def prepare(arrays: dict[str, np.ndarray], variant: InputVariant) -> dict[str, np.ndarray]:

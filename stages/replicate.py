@@ -4,9 +4,9 @@
         --out reports/runs/ex3/seed-1.json
 
 Trains exactly as `train` does and evaluates exactly as `evaluate` does (the same functions of
-`denselab.training` and `denselab.evaluation`; only the seed differs), then keeps what the study needs:
+`denselab.training.fit` and `denselab.training.evaluation`; only the seed differs), then keeps what the study needs:
 the test accuracy and loss and the per-epoch history. The model itself is not kept: the lab's run keeps
-its model. The settings and arrays come from the exercise's fingerprint (`denselab.study`), as they do for
+its model. The settings and arrays come from the exercise's fingerprint (`denselab.training.fingerprints`), as they do for
 `train`, so it reads no params itself.
 """
 
@@ -19,20 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from denselab.arrays import read_test, read_training
-from denselab.cli import argument_parser, load_tensorflow, stage_main
-from denselab.exercise import Exercise
-from denselab.files import write_text
-from denselab.study import read_fingerprint
+from denselab.core.cli import argument_parser, load_tensorflow, stage_main
+from denselab.core.exercise import Exercise
+from denselab.core.files import write_text
+from denselab.data.arrays import read_test, read_training
+from denselab.training.fingerprints import read_fingerprint
 
 
 def replicate(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, spec: Exercise, seed: int
 ) -> dict:
     """Train a fresh model of `spec` with `seed`, evaluate it on the test set; return the run's record."""
-    from denselab.evaluation import predict
-    from denselab.models import precision_of
-    from denselab.training import check_finished, fit_exercise
+    from denselab.training.evaluation import predict
+    from denselab.training.fit import check_finished, fit_exercise
+    from denselab.training.models import precision_of
 
     model, history, _ = fit_exercise(x_train, y_train, spec, seed)
     check_finished(history, spec, f"seed {seed}")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     load_tensorflow()
-    from denselab.training import configure_threads
+    from denselab.training.fit import configure_threads
 
     configure_threads()
     start = time.perf_counter()

@@ -7,8 +7,8 @@
 
 Only assembles: it reads what train, evaluate, explain, describe, aggregate and judge wrote under `reports/`
 and params.yaml (fetching first, from the DVC remote, the exercises' files a student's clone lacks), and hands
-them to `denselab.page`, which builds one frozen view of the page, with the sentences of
-`denselab.observations`, and renders it. It never draws and never imports TensorFlow or matplotlib: every figure was drawn by the stage
+them to `denselab.report.page`, which builds one frozen view of the page, with the sentences of
+`denselab.report.observations`, and renders it. It never draws and never imports TensorFlow or matplotlib: every figure was drawn by the stage
 that owns its data and is embedded here as a PNG data URI; CSS is inlined, so the file opens anywhere, offline.
 Everything on the page comes from what dvc.yaml declares for this stage (no clock, no Git revision).
 """
@@ -22,13 +22,12 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from denselab.claim_tests import load_with_claims
-from denselab.cli import StageError, argument_parser, stage_main
-from denselab.config import Params
-from denselab.files import write_text
-from denselab.history import read_history
-from denselab.i18n import Language
-from denselab.layout import (
+from denselab.core.cli import StageError, argument_parser, stage_main
+from denselab.core.config import Params
+from denselab.core.files import write_text
+from denselab.core.history import read_history
+from denselab.core.i18n import Language
+from denselab.core.layout import (
     DATASET_FIGURES,
     DATASET_SUMMARY,
     EXERCISE_FIGURES,
@@ -39,8 +38,9 @@ from denselab.layout import (
     exercise_file,
     factorial_png,
 )
-from denselab.observations import untested_evidence
-from denselab.page import (
+from denselab.core.remote import pull_missing
+from denselab.report.observations.claims import untested_evidence
+from denselab.report.page import (
     ClaimsView,
     DatasetView,
     ExerciseFiles,
@@ -51,7 +51,7 @@ from denselab.page import (
     exercise_view,
     make_environment,
 )
-from denselab.remote import pull_missing
+from denselab.study.claim_tests import load_with_claims
 
 FOLDERS = ("metrics", "evaluation", "summary", "history")  # what train, evaluate and explain write, a file per exercise
 
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_with_claims()
     files = exercise_files(params, {kind: getattr(args, kind) for kind in (*FOLDERS, "figures")})
     # A student's clone lacks the training summaries (they travel with the models, which a student does not
-    # fetch): those missing come from the DVC remote first (denselab.remote), a few kB.
+    # fetch): those missing come from the DVC remote first (denselab.core.remote), a few kB.
     pull_missing(required(files), "the exercises' results")
     results = load_results(files)
     study = load_study(params, args.study, args.study_figures)

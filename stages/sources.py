@@ -4,7 +4,7 @@
 
 It depends on the folders `stages/` and `denselab/` as wholes, so it reruns on any edit there, in a fraction
 of a second. Each other stage depends on its own file (`layout.sources_file`): a file's bytes change exactly
-when a module its stage imports (directly or not, see `denselab.sources`) changes, so editing a module reruns
+when a module its stage imports (directly or not, see `denselab.core.sources`) changes, so editing a module reruns
 exactly the stages that run it, and dvc.yaml lists one code dependency per stage instead of every module.
 """
 
@@ -14,10 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-from denselab.cli import argument_parser, stage_main
-from denselab.files import replaced_folder
-from denselab.layout import sources_file
-from denselab.sources import ROOT, closure, data_files, hashes, stage_names
+from denselab.core.cli import argument_parser, stage_main
+from denselab.core.files import replaced_folder
+from denselab.core.layout import sources_file
+from denselab.core.sources import ROOT, closure, data_files, hashes, stage_names
 
 
 def sources(root: Path = ROOT) -> dict[str, dict[str, str]]:

@@ -3,7 +3,7 @@
     python -m stages.train --exercise ex3 --seed 42 --fingerprint data/fingerprints/ex3.json \
         --model-dir data/models/ex3 --history reports/history/ex3.csv --summary reports/summary/ex3.json
 
-The exercise's settings and arrays come from its fingerprint (`denselab.study`), the seed from the command
+The exercise's settings and arrays come from its fingerprint (`denselab.training.fingerprints`), the seed from the command
 line (dvc.yaml passes params.yaml's `seed`): the stage reads no params itself. Writes the model (`model.keras`)
 with its resolved settings (`params.json`: the exercise's training settings, the seed and the arrays it read)
 beside it, the per-epoch history as CSV
@@ -20,22 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from denselab.arrays import read_training
-from denselab.cli import argument_parser, load_tensorflow, stage_main
-from denselab.exercise import Exercise, parameter_count
-from denselab.files import atomic_path, require_free_space, write_text
-from denselab.history import history_csv
-from denselab.layout import MODEL_FILE, MODEL_SETTINGS
-from denselab.study import read_fingerprint
-from denselab.training import check_finished, configure_threads, fit_exercise, versions
+from denselab.core.cli import argument_parser, load_tensorflow, stage_main
+from denselab.core.exercise import Exercise, parameter_count
+from denselab.core.files import atomic_path, require_free_space, write_text
+from denselab.core.history import history_csv
+from denselab.core.layout import MODEL_FILE, MODEL_SETTINGS
+from denselab.data.arrays import read_training
+from denselab.training.fingerprints import read_fingerprint
+from denselab.training.fit import check_finished, configure_threads, fit_exercise, versions
 
 
 def train(x: np.ndarray, y: np.ndarray, spec: Exercise, seed: int, on_epoch=None) -> tuple[Any, dict, dict]:
     """Fit a fresh model of `spec` on (x, y) the lab's way; return (model, history, summary: the model's layers
     and parameters, the training rows and features, the median seconds per epoch, the fit's wall time and the
     library versions). `on_epoch(history, seconds)` is called after every epoch with everything so far."""
-    from denselab.loop import fast_path_missing
-    from denselab.models import summarize
+    from denselab.training.loop import fast_path_missing
+    from denselab.training.models import summarize
 
     start = time.perf_counter()
     model, history, seconds = fit_exercise(x, y, spec, seed, on_epoch=on_epoch)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     check_finished(history, spec, args.exercise)
 
-    from denselab.models import portable
+    from denselab.training.models import portable
 
     with atomic_path(args.model_dir / MODEL_FILE) as tmp:
         portable(model).save(tmp)

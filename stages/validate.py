@@ -21,13 +21,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from denselab.claim_tests import load_with_claims, untestable
-from denselab.cli import argument_parser, stage_main
-from denselab.config import Params, ParamsError
-from denselab.datasets import TRAIN_ROWS
-from denselab.exercise import parameter_count
-from denselab.files import megabytes, write_text
-from denselab.resources import input_size, training_memory, training_rows
+from denselab.core.cli import argument_parser, stage_main
+from denselab.core.config import Params, ParamsError
+from denselab.core.exercise import parameter_count
+from denselab.core.files import megabytes, write_text
+from denselab.data.datasets import TRAIN_ROWS
+from denselab.study.claim_tests import load_with_claims, untestable
+from denselab.training.resources import input_size, training_memory, training_rows
 
 MARKER = "params.yaml is valid\n"
 MEMINFO = Path("/proc/meminfo")

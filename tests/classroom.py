@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from denselab.remote import first_error
+from denselab.core.remote import first_error
 from tests.fixtures import sha256
 from tests.project import Project
 from tests.sshd import SshServer, free_port
@@ -27,7 +27,7 @@ REPORT = Path("reports/index.html")
 # and headroom over the 10 channels that DVC's SSH client opens on one connection (stock: 10).
 RECOMMENDED_SSHD = "MaxStartups 100:30:200\nMaxSessions 20\n"
 # The README's student fetch, and DVC's own.
-FETCH = (sys.executable, "-m", "denselab.pull", *STUDENT_PULL)
+FETCH = (sys.executable, "-m", "denselab.tools.pull", *STUDENT_PULL)
 DVC_PULL = (sys.executable, "-m", "dvc", "pull", *STUDENT_PULL)
 
 

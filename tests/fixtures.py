@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from denselab.config import IDX_FILES
-from denselab.history import CURVES
-from denselab.layout import run_file
+from denselab.core.config import IDX_FILES
+from denselab.core.history import CURVES
+from denselab.core.layout import run_file
 
 
 class _Delete:
@@ -52,7 +52,7 @@ def write_params(folder: Path, data: dict) -> None:
     beside params.yaml (`config.SIDE_FILES`) in that file, the rest in params.yaml."""
     import yaml
 
-    from denselab.config import SIDE_FILES
+    from denselab.core.config import SIDE_FILES
 
     def dump(part: dict, name: str) -> None:
         (folder / name).write_text(yaml.safe_dump(part, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -66,7 +66,7 @@ def read_params(folder: Path) -> dict:
     """params.yaml in `folder` with the keys of the files beside it, as one mapping (`write_params` splits it)."""
     import yaml
 
-    from denselab.config import SIDE_FILES
+    from denselab.core.config import SIDE_FILES
 
     data = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
     for name in SIDE_FILES:
@@ -78,7 +78,7 @@ def copy_params(folder: Path) -> None:
     """The project's params.yaml and the files beside it (`config.SIDE_FILES`), copied into `folder`."""
     import shutil
 
-    from denselab.config import SIDE_FILES
+    from denselab.core.config import SIDE_FILES
     from tests.conftest import ROOT
 
     for name in ("params.yaml", *SIDE_FILES):

@@ -1,4 +1,4 @@
-"""The one-line check of what a clone may do on its DVC remote (denselab.access), against a real OpenSSH server
+"""The one-line check of what a clone may do on its DVC remote (denselab.tools.access), against a real OpenSSH server
 on loopback: the teacher's key, the read-only student's, a stranger's, and the server stopped."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from denselab import access
-from denselab.remote import redacted
+from denselab.core.remote import redacted
+from denselab.tools import access
 from tests.conftest import ROOT
 from tests.sshd import NEEDS_SSHD, ssh_server
 
@@ -32,7 +32,12 @@ def _project(folder: Path, url: str, keyfile: Path, home: Path) -> dict[str, str
 
 def _check(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "denselab.access"], cwd=project, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "denselab.tools.access"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

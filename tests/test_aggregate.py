@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from denselab.config import parse_params
-from denselab.runs import read_runs
+from denselab.core.config import parse_params
+from denselab.study.runs import read_runs
 from stages import aggregate as A
 from tests.fixtures import run_main, write_params, write_runs
 

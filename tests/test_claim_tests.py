@@ -1,4 +1,4 @@
-"""The kinds of claim test: a new kind is one class in denselab/claim_tests.py, added to KINDS, and its
+"""The kinds of claim test: a new kind is one class in denselab/study/claim_tests.py, added to KINDS, and its
 sentence; validation, judge and the page take it with no other change."""
 
 from __future__ import annotations
@@ -9,15 +9,16 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import Field
 
-from denselab import claim_tests
-from denselab import claims as C
-from denselab import verdicts as V
-from denselab.claim_tests import ClaimTest, PairTest, parse_with_claims
-from denselab.cli import ParamsError
-from denselab.i18n import Language
-from denselab.observations import EVIDENCE, Observation
-from denselab.page import ClaimsView, claim_views
-from denselab.schema import ExerciseName, Unique
+from denselab.core.cli import ParamsError
+from denselab.core.i18n import Language
+from denselab.core.schema import ExerciseName, Unique
+from denselab.report.observations import Observation
+from denselab.report.observations.claims import EVIDENCE
+from denselab.report.page import ClaimsView, claim_views
+from denselab.study import claim_tests
+from denselab.study import claims as C
+from denselab.study import verdicts as V
+from denselab.study.claim_tests import ClaimTest, PairTest, parse_with_claims
 from tests.test_claims import no_curves, table
 
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from denselab import claims as C
-from denselab import verdicts as V
-from denselab.claim_tests import parse_with_claims
+from denselab.study import claims as C
+from denselab.study import verdicts as V
+from denselab.study.claim_tests import parse_with_claims
 
 # Five runs per cell, the same spread pattern in every cell (mean-centred), scaled per cell.
 NOISE = np.array([-2.0, -1.0, 0.0, 1.0, 2.0]) / 1000
@@ -202,8 +202,8 @@ def test_a_claim_without_a_test_says_why(params_copy):
 def test_once_the_full_study_is_applied_all_eight_claims_are_judged(tmp_path):
     """The page's eight verdicts: with the profile written into params.yaml, ex5 and its deeper control are in the
     study, and ex5's three claims are tested like the others (on runs and curves made up here)."""
-    from denselab.claim_tests import load_with_claims
-    from denselab.profile import apply_profile
+    from denselab.study.claim_tests import load_with_claims
+    from denselab.tools.profile import apply_profile
     from tests.fixtures import copy_params
 
     copy_params(tmp_path)

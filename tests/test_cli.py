@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from denselab.cli import TENSORFLOW_IMPORT_NOISE
+from denselab.core.cli import TENSORFLOW_IMPORT_NOISE
 from tests.conftest import ROOT
 
 pytest.importorskip("keras")
@@ -18,7 +18,7 @@ pytest.importorskip("keras")
 @pytest.mark.e2e
 def test_load_tensorflow_skips_keras_optional_imports_but_leaves_them_importable():
     code = (
-        "import json, sys; from denselab.cli import load_tensorflow; load_tensorflow();"
+        "import json, sys; from denselab.core.cli import load_tensorflow; load_tensorflow();"
         "seen = {m: m in sys.modules for m in ('tensorflow', 'keras', 'sklearn', 'matplotlib', 'pandas', 'jax')};"
         "import sklearn, matplotlib.pyplot, pandas; print(json.dumps(seen))"
     )
@@ -38,7 +38,7 @@ def test_load_tensorflow_skips_keras_optional_imports_but_leaves_them_importable
 def test_importing_tensorflow_prints_none_of_its_start_up_log_lines():
     """TensorFlow 2.21 writes absl's preamble and oneDNN's info line to file descriptor 2 at import, whatever
     TF_CPP_MIN_LOG_LEVEL says; a stage's stderr must carry only what the stage says."""
-    code = "import sys; from denselab.cli import load_tensorflow; load_tensorflow(); print('imported', file=sys.stderr)"
+    code = "import sys; from denselab.core.cli import load_tensorflow; load_tensorflow(); print('imported', file=sys.stderr)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stderr == "imported\n"
@@ -51,7 +51,7 @@ def test_importing_tensorflow_prints_none_of_its_start_up_log_lines():
 
 
 def test_the_filter_passes_on_every_other_line_written_to_stderr(capfd):
-    from denselab.cli import _filtered_stderr
+    from denselab.core.cli import _filtered_stderr
 
     with _filtered_stderr(TENSORFLOW_IMPORT_NOISE):
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
@@ -62,7 +62,7 @@ def test_the_filter_passes_on_every_other_line_written_to_stderr(capfd):
 
 ENTRY_POINTS = sorted(
     [f"stages.{p.stem}" for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__"]
-    + ["denselab.access", "denselab.pull"]
+    + ["denselab.tools.access", "denselab.tools.pull"]
 )
 
 
@@ -83,7 +83,7 @@ def test_help_names_the_command_and_does_nothing_else(tmp_path, module):
 
 
 def test_the_backend_is_keras_own_choice(tmp_path, monkeypatch):
-    from denselab.cli import keras_backend
+    from denselab.core.cli import keras_backend
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.delenv("KERAS_BACKEND", raising=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from denselab import access, profile, pull, slurm
+from denselab.tools import access, profile, pull, slurm
 from tests.conftest import ROOT
 
 # (entry point, argv, the line it prints). A bad value is refused by argparse before any work starts: `slurm`
@@ -20,39 +20,51 @@ MISTAKES = [
     (
         pull,
         ["--retries", "-1", "report"],
-        "error: python -m denselab.pull: argument --retries: must be at least 0, got -1",
+        "error: python -m denselab.tools.pull: argument --retries: must be at least 0, got -1",
     ),
-    (pull, ["--retries", "11"], "error: python -m denselab.pull: argument --retries: must be at most 10, got 11"),
+    (pull, ["--retries", "11"], "error: python -m denselab.tools.pull: argument --retries: must be at most 10, got 11"),
     (
         pull,
         ["--retries", "three"],
-        "error: python -m denselab.pull: argument --retries: expected a whole number, got 'three'",
+        "error: python -m denselab.tools.pull: argument --retries: expected a whole number, got 'three'",
     ),
-    (pull, ["--retries"], "error: python -m denselab.pull: argument --retries: expected one argument"),
-    (pull, ["--retry", "3"], "error: python -m denselab.pull: unrecognized arguments: --retry"),
+    (pull, ["--retries"], "error: python -m denselab.tools.pull: argument --retries: expected one argument"),
+    (pull, ["--retry", "3"], "error: python -m denselab.tools.pull: unrecognized arguments: --retry"),
     (
         slurm,
         ["--cpus-per-task", "0"],
-        "error: python -m denselab.slurm: argument --cpus-per-task: must be at least 1, got 0",
+        "error: python -m denselab.tools.slurm: argument --cpus-per-task: must be at least 1, got 0",
     ),
     (
         slurm,
         ["--cpus-per-task", "2.5"],
-        "error: python -m denselab.slurm: argument --cpus-per-task: expected a whole number, got '2.5'",
+        "error: python -m denselab.tools.slurm: argument --cpus-per-task: expected a whole number, got '2.5'",
     ),
-    (slurm, ["--mem", "-512"], "error: python -m denselab.slurm: argument --mem: must be at least 1, got -512"),
-    (slurm, ["--mem", "4G"], "error: python -m denselab.slurm: argument --mem: expected a whole number, got '4G'"),
-    (slurm, ["--time", "0"], "error: python -m denselab.slurm: argument --time: must be at least 1, got 0"),
+    (slurm, ["--mem", "-512"], "error: python -m denselab.tools.slurm: argument --mem: must be at least 1, got -512"),
+    (
+        slurm,
+        ["--mem", "4G"],
+        "error: python -m denselab.tools.slurm: argument --mem: expected a whole number, got '4G'",
+    ),
+    (slurm, ["--time", "0"], "error: python -m denselab.tools.slurm: argument --time: must be at least 1, got 0"),
     (
         slurm,
         ["--time", "1:00"],
-        "error: python -m denselab.slurm: argument --time: expected a whole number, got '1:00'",
+        "error: python -m denselab.tools.slurm: argument --time: expected a whole number, got '1:00'",
     ),
-    (slurm, ["--poll", "0"], "error: python -m denselab.slurm: argument --poll: must be more than 0.0, got 0"),
-    (slurm, ["--poll", "nan"], "error: python -m denselab.slurm: argument --poll: expected a finite number, got nan"),
-    (slurm, ["--poll", "inf"], "error: python -m denselab.slurm: argument --poll: expected a finite number, got inf"),
-    (slurm, ["--partition"], "error: python -m denselab.slurm: argument --partition: expected one argument"),
-    (profile, ["full_study", "extra"], "error: python -m denselab.profile: unrecognized arguments: extra"),
+    (slurm, ["--poll", "0"], "error: python -m denselab.tools.slurm: argument --poll: must be more than 0.0, got 0"),
+    (
+        slurm,
+        ["--poll", "nan"],
+        "error: python -m denselab.tools.slurm: argument --poll: expected a finite number, got nan",
+    ),
+    (
+        slurm,
+        ["--poll", "inf"],
+        "error: python -m denselab.tools.slurm: argument --poll: expected a finite number, got inf",
+    ),
+    (slurm, ["--partition"], "error: python -m denselab.tools.slurm: argument --partition: expected one argument"),
+    (profile, ["full_study", "extra"], "error: python -m denselab.tools.profile: unrecognized arguments: extra"),
 ]
 
 
@@ -73,7 +85,7 @@ def test_a_bad_value_is_one_line_naming_the_flag_before_any_work(module, argv, s
 
 def test_the_issues_example_as_a_process_prints_one_line_and_no_traceback(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "denselab.pull", "--retries", "-1", "report"],
+        [sys.executable, "-m", "denselab.tools.pull", "--retries", "-1", "report"],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -81,7 +93,7 @@ def test_the_issues_example_as_a_process_prints_one_line_and_no_traceback(tmp_pa
         check=False,
     )
     assert (out.returncode, out.stdout) == (2, "")
-    assert out.stderr == "error: python -m denselab.pull: argument --retries: must be at least 0, got -1\n"
+    assert out.stderr == "error: python -m denselab.tools.pull: argument --retries: must be at least 0, got -1\n"
 
 
 def _keys(folder: Path) -> dict[str, Path]:
@@ -110,7 +122,7 @@ def _said_of(kind: str, key: Path) -> str:
 
 @pytest.mark.e2e
 def test_a_key_that_cannot_be_read_is_one_line_naming_the_key_file(tmp_path, capsys, monkeypatch):
-    """`denselab.access` reads the key before connecting; `denselab.pull` when DVC fails (here: nothing listens on
+    """`denselab.tools.access` reads the key before connecting; `denselab.tools.pull` when DVC fails (here: nothing listens on
     the remote's port), instead of DVC's "unexpected error"."""
     project = tmp_path / "clone"
     project.mkdir()

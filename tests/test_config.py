@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from denselab.claim_tests import load_with_claims, parse_with_claims
-from denselab.config import ParamsError, load_params
+from denselab.core.config import ParamsError, load_params
+from denselab.study.claim_tests import load_with_claims, parse_with_claims
 from tests.conftest import ROOT
 from tests.fixtures import DELETE, set_key, without_claims
 
@@ -250,7 +250,7 @@ UNTESTABLE = [
 
 @pytest.mark.parametrize("key, value, warning", UNTESTABLE, ids=[f"{k}={v!r}"[:60] for k, v, _ in UNTESTABLE])
 def test_an_edit_that_confounds_a_claim_is_accepted_and_reported(params_copy, key, value, warning):
-    from denselab.claim_tests import untestable
+    from denselab.study.claim_tests import untestable
 
     assert untestable(parse_with_claims(params_copy)) == []
     set_key(params_copy, key, value)
@@ -267,7 +267,7 @@ def test_study_runs_the_lab_seed_first_then_the_listed_ones(params_copy):
 
 
 def test_one_change_pairs_are_the_labs_comparisons(params_copy):
-    from denselab.aspects import one_change_pairs
+    from denselab.study.aspects import one_change_pairs
 
     params = parse_with_claims(params_copy)
     assert one_change_pairs(params, sorted(LAB)) == [
@@ -282,8 +282,8 @@ def test_one_change_pairs_are_the_labs_comparisons(params_copy):
 
 
 def test_the_aspects_are_the_settings_keys(params_copy):
-    from denselab.aspects import ASPECTS, settings
-    from denselab.i18n import Language
+    from denselab.core.i18n import Language
+    from denselab.study.aspects import ASPECTS, settings
 
     params = parse_with_claims(params_copy)
     ex5 = params.exercises["ex5"]
@@ -321,7 +321,7 @@ def test_config_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, denselab.config as c; c.load_params(); print('tensorflow' in sys.modules)"
+    code = "import sys, denselab.core.config as c; c.load_params(); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -12,8 +12,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from denselab.config import IDX_FILES
-from denselab.datasets import (
+from denselab.core.config import IDX_FILES
+from denselab.data.datasets import (
     IDX_SIZES,
     DataError,
     check_arrays,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from denselab.layout import DATASET_FIGURES, DATASET_SUMMARY, raw_file
+from denselab.core.layout import DATASET_FIGURES, DATASET_SUMMARY, raw_file
 from stages import describe as D
 from tests.fixtures import cifar_arrays, copy_params, mnist_arrays
 
@@ -41,7 +41,7 @@ def test_shapes_before_and_after_flattening_and_class_counts():
 def test_main_writes_the_summary_and_every_figure_of_every_dataset(tmp_path, monkeypatch):
     from PIL import Image
 
-    from denselab import datasets
+    from denselab.data import datasets
 
     monkeypatch.chdir(tmp_path)
     copy_params(tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from denselab.config import DatasetSource, parse_params
-from denselab.datasets import DataError
+from denselab.core.config import DatasetSource, parse_params
+from denselab.data.datasets import DataError
 from stages import download as dl
 from tests.fixtures import (
     cifar_arrays,

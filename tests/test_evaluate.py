@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from denselab.evaluation import SATURATION_Z
+from denselab.training.evaluation import SATURATION_Z
 from stages.evaluate import predictions_csv
 
 
@@ -37,7 +37,7 @@ def test_evaluate_with_a_model():
 
 def test_unit_evidence_by_hand():
     keras = pytest.importorskip("keras")
-    from denselab.evaluation import unit_evidence
+    from denselab.training.evaluation import unit_evidence
 
     # Hidden ReLU units: z0 = x0 - x1 (on for the first sample only), z1 = -x0 - x1 (never on: dead).
     # Output sigmoid units: 10·h0 saturates on the first sample, not on the second.
@@ -61,7 +61,7 @@ def test_unit_evidence_by_hand():
 
 
 def test_the_labs_run_record_has_replicates_shape():
-    from denselab.records import RunRecord
+    from denselab.core.records import RunRecord
     from stages.evaluate import run_record
 
     history = {"epoch": [1.0, 2.0], "loss": [0.5, 0.25], "accuracy": [0.8, 0.9], "val_loss": [0.6, 0.4]}

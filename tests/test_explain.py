@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from denselab.datasets import CLASS_NAMES
-from denselab.layout import EXERCISE_FIGURES
+from denselab.core.layout import EXERCISE_FIGURES
+from denselab.data.datasets import CLASS_NAMES
+from denselab.training import diagnostics as D
 from stages import explain as X
 from tests.fixtures import copy_params
 from tests.test_report import evidence_for
@@ -18,7 +19,7 @@ DIGITS = CLASS_NAMES["mnist"]
 
 def test_classification_by_hand():
     # 3 classes. Actual 0: predicted 0,0,1; actual 1: 1,1; actual 2: 0.
-    found = X.classification(np.array([0, 0, 0, 1, 1, 2]), np.array([0, 0, 1, 1, 1, 0]), ("a", "b", "c"))
+    found = D.classification(np.array([0, 0, 0, 1, 1, 2]), np.array([0, 0, 1, 1, 1, 0]), ("a", "b", "c"))
     assert found["confusion_matrix"] == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
     assert (found["accuracy"], found["correct"], found["samples"]) == (round(4 / 6, 6), 4, 6)
     c0, c1, c2 = found["per_class"]
@@ -40,7 +41,7 @@ def test_classification_equals_sklearn_and_the_labs_accuracy():
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 10, 500)
     y_pred = np.where(rng.random(500) < 0.7, y_true, rng.integers(0, 9, 500))  # class 9 rarely predicted
-    found = X.classification(y_true, y_pred, DIGITS)
+    found = D.classification(y_true, y_pred, DIGITS)
     assert found["confusion_matrix"] == confusion_matrix(y_true, y_pred, labels=range(10)).tolist()
     assert found["accuracy"] == round(accuracy_score(y_true, y_pred), 6) == round(float(np.mean(y_true == y_pred)), 6)
     report = classification_report(y_true, y_pred, labels=range(10), output_dict=True, zero_division=0)
@@ -56,11 +57,11 @@ def test_mistakes_most_confident_first_and_the_top_confusion():
     probabilities = np.full((6, 10), 0.1, dtype=np.float32)
     for i, (predicted, p) in enumerate([(0, 0.9), (7, 0.6), (5, 0.95), (8, 0.7), (8, 0.99), (3, 0.8)]):
         probabilities[i, predicted] = p
-    wrong = X.mistakes(probabilities, y_true)
+    wrong = D.mistakes(probabilities, y_true)
     assert wrong["index"].tolist() == [4, 2, 3, 1]
     assert wrong["predicted"].tolist() == [8, 5, 8, 7]
     assert wrong["probability"].iloc[0] == pytest.approx(0.99)
-    found = X.explanation(
+    found = D.explanation(
         {
             **evidence_for([{"units": 10, "activation": "sigmoid"}], probabilities.argmax(1)),
             "probabilities": probabilities,
@@ -93,7 +94,7 @@ def test_unit_diagnostics_by_hand():
         "high_2": np.zeros(10),
         "median_abs_2": np.array(2.0),
     }
-    relu, sigmoid, linear = X.unit_diagnostics(evidence)
+    relu, sigmoid, linear = D.unit_diagnostics(evidence)
     assert (relu["hidden"], relu["units"], relu["dead"], relu["active_per_sample"], relu["stuck"]) == (
         True,
         4,
@@ -121,7 +122,7 @@ def test_figures_of_a_model_without_hidden_layers_and_without_mistakes(tmp_path)
 
     y = np.arange(10).repeat(2)
     evidence = evidence_for([{"units": 10, "activation": "sigmoid"}], y)  # predicts every sample right
-    found = X.explanation(evidence, y, DIGITS)
+    found = D.explanation(evidence, y, DIGITS)
     assert found["mistakes"] == [] and found["pair"] is None and found["weight_units"] == []
     assert [u["hidden"] for u in found["units"]] == [False]
     history = pd.DataFrame(
@@ -148,7 +149,7 @@ def test_figures_of_cifar_with_markup_in_class_names_and_few_mistakes(tmp_path, 
     y_pred[[0, 5, 7]] = [1, 0, 1]  # three mistakes: two of them 0/3 -> 1 ... the top pair 0 -> 1
     evidence = evidence_for([{"units": 12, "activation": "relu"}, {"units": 10, "activation": "sigmoid"}], y_pred)
     evidence["weights"] = np.random.default_rng(1).normal(size=(3072, 12)).astype(np.float32)
-    found = X.explanation(evidence, y_true, names)
+    found = D.explanation(evidence, y_true, names)
     assert len(found["mistakes"]) == 3 and found["pair"]["actual"] == 0 and found["pair"]["predicted"] == 1
     assert found["weight_units"][:3] == ["dead", "dead", "dead"] and found["weight_units"][3] == ""
     texts = []
@@ -163,7 +164,7 @@ def test_figures_of_cifar_with_markup_in_class_names_and_few_mistakes(tmp_path, 
 
 
 def test_figure_labels_follow_the_language():
-    from denselab.i18n import Language
+    from denselab.core.i18n import Language
 
     labels = Language("vi").labels(X.LABELS)
     assert labels["predicted"] != X.LABELS["predicted"]
@@ -173,7 +174,7 @@ def test_figure_labels_follow_the_language():
 
 
 def test_main_writes_the_numbers_and_the_figures(tmp_path, monkeypatch):
-    from denselab.evaluation import write_evidence
+    from denselab.training.evaluation import write_evidence
 
     monkeypatch.chdir(tmp_path)
     copy_params(tmp_path)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from denselab.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
+from denselab.training.feed import chunk_rows, chunks, epoch_order, read_ahead, split_point
 from tests.conftest import ROOT
 
 
@@ -64,7 +64,7 @@ def test_chunks_gather_paired_rows_in_order_from_a_memory_map(tmp_path):
 
 
 def test_feed_does_not_import_tensorflow():
-    code = "import sys, denselab.feed; print('tensorflow' in sys.modules)"
+    code = "import sys, denselab.training.feed; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -126,7 +126,7 @@ def test_gathered_pages_are_given_back_chunk_by_chunk(tmp_path):
 
 def test_a_numpy_without_the_private_mmap_still_feeds_every_row(tmp_path, monkeypatch):
     """np.memmap's `_mmap` is private: where it is missing, pages are simply not given back."""
-    from denselab import feed
+    from denselab.training import feed
 
     path = tmp_path / "x.npy"
     x_full = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from denselab.files import replaced_folder, sha256_file
+from denselab.core.files import replaced_folder, sha256_file
 from tests.conftest import ROOT
 
 
@@ -58,7 +58,7 @@ def test_a_process_killed_between_the_two_moves_leaves_the_old_folder_whole_besi
     first, and a kill there lost both)."""
     _old(tmp_path / "figures")
     code = (
-        "import os, signal, sys; from pathlib import Path; from denselab.files import replaced_folder\n"
+        "import os, signal, sys; from pathlib import Path; from denselab.core.files import replaced_folder\n"
         "Path.rename = lambda self, target: os.kill(os.getpid(), signal.SIGKILL)\n"
         "with replaced_folder(Path(sys.argv[1])) as staging:\n"
         "    (staging / 'new.txt').write_text('the new run')\n"

@@ -1,4 +1,4 @@
-"""An exercise's fingerprint (denselab.study and the fingerprint stage): what its runs (the lab's and the
+"""An exercise's fingerprint (denselab.training.fingerprints and the fingerprint stage): what its runs (the lab's and the
 study's) train with, checked before they train."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from denselab import study as S
-from denselab.arrays import array_hashes
-from denselab.cli import StageError
-from denselab.config import load_params
-from denselab.exercise import TRAINING_KEYS
-from denselab.layout import PREPARED
+from denselab.core.cli import StageError
+from denselab.core.config import load_params
+from denselab.core.exercise import TRAINING_KEYS
+from denselab.core.layout import PREPARED
+from denselab.data.arrays import array_hashes
+from denselab.training import fingerprints as S
 from stages import fingerprint as F
 from tests.conftest import ROOT
 from tests.fixtures import copy_params

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from denselab.claim_tests import parse_with_claims
-from denselab.layout import factorial_png
-from denselab.runs import read_runs
+from denselab.core.layout import factorial_png
+from denselab.study.claim_tests import parse_with_claims
+from denselab.study.runs import read_runs
 from stages import judge as J
 from tests.fixtures import run_main, write_params, write_runs
 from tests.test_report import STUDY_ACCURACY
@@ -74,8 +74,8 @@ def test_main_writes_the_verdicts_and_plots_without_tensorflow(tmp_path, params_
 def test_an_edit_that_confounds_a_factorial_leaves_its_claims_not_tested_and_says_why(tmp_path, params_copy):
     """A student's experiment (ex2's learning rate) is judged, not refused: the claims that rest on the factorial
     it confounds are not tested, the others keep their verdicts."""
-    from denselab.i18n import Language
-    from denselab.observations import untested_evidence
+    from denselab.core.i18n import Language
+    from denselab.report.observations.claims import untested_evidence
 
     params_copy["exercises"]["ex2"]["learning_rate"] = 0.001
     params = parse_with_claims(params_copy)

@@ -9,18 +9,18 @@ import re
 import numpy as np
 import pytest
 
-from denselab.config import InputVariant, Layer, load_params
-from denselab.feed import epoch_order, split_point
+from denselab.core.config import InputVariant, Layer, load_params
+from denselab.training.feed import epoch_order, split_point
 from stages.prepare import prepare
 from tests.conftest import ROOT
 from tests.fixtures import mnist_arrays
 
 keras = pytest.importorskip("keras")
 
-from denselab import loop, models
-from denselab.loop import FitSettings, fit, keras_fit
-from denselab.models import compile_model, make_model
-from denselab.training import fit_exercise, seed_everything
+from denselab.training import loop, models
+from denselab.training.fit import fit_exercise, seed_everything
+from denselab.training.loop import FitSettings, fit, keras_fit
+from denselab.training.models import compile_model, make_model
 
 
 @pytest.fixture(scope="module")

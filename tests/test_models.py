@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from denselab.config import Layer, load_params
+from denselab.core.config import Layer, load_params
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")
 
-from denselab.models import compile_model, make_model, summarize
+from denselab.training.models import compile_model, make_model, summarize
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_compile_uses_the_exercises_optimizer_learning_rate_and_loss():
 def test_fused_adam_matches_keras_adam():
     import numpy as np
 
-    from denselab.models import FusedAdam
+    from denselab.training.models import FusedAdam
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype("float32")
@@ -70,7 +70,7 @@ def test_saved_model_is_plain_keras(tmp_path):
 
     import numpy as np
 
-    from denselab.models import portable
+    from denselab.training.models import portable
 
     spec = load_params(ROOT / "params.yaml").exercises["ex3"]
     model = compile_model(make_model(4, spec.layers[-1:]), spec)
@@ -97,7 +97,7 @@ def test_saved_model_is_plain_keras(tmp_path):
     ],
 )
 def test_native_bfloat16_reads_the_cpu_flags(tmp_path, monkeypatch, cpuinfo, expected):
-    from denselab import models
+    from denselab.training import models
 
     (tmp_path / "cpuinfo").write_text(cpuinfo)
     monkeypatch.setattr(models, "CPUINFO", tmp_path / "cpuinfo")
@@ -107,7 +107,7 @@ def test_native_bfloat16_reads_the_cpu_flags(tmp_path, monkeypatch, cpuinfo, exp
 
 
 def test_mixed_bfloat16_falls_back_to_float32_without_native_support(monkeypatch, capsys):
-    from denselab import models
+    from denselab.training import models
 
     monkeypatch.setattr(models, "native_bfloat16", lambda: None)
     assert models.resolve_precision("mixed_bfloat16") == "float32"
@@ -130,10 +130,10 @@ def test_mixed_bfloat16_model_multiplies_in_bfloat16_and_answers_in_float32():
 
 def test_a_model_whose_optimizer_cannot_change_class_saves_with_fused_adam(tmp_path, monkeypatch, capsys):
     """portable()'s class swap is a Python-level trick: where it is refused, the model keeps FusedAdam (registered
-    with Keras, so it still saves and loads with denselab.models imported)."""
+    with Keras, so it still saves and loads with denselab.training.models imported)."""
     import numpy as np
 
-    from denselab import models
+    from denselab.training import models
 
     class OtherLayout:  # a class the optimizer's layout cannot become: the assignment raises TypeError
         __slots__ = ("x",)
@@ -156,7 +156,7 @@ def test_fused_adams_update_is_the_adam_the_fidelity_benchmark_tested():
     import numpy as np
     import tensorflow as tf
 
-    from denselab.models import FusedAdam
+    from denselab.training.models import FusedAdam
 
     optimizer = FusedAdam(learning_rate=0.01)
     assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon, optimizer.amsgrad) == (0.9, 0.999, 1e-7, False)

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from denselab.exercise import TRAINING_KEYS
-from denselab.layout import run_file
+from denselab.core.exercise import TRAINING_KEYS
+from denselab.core.layout import run_file
 from tests.classroom import FETCH, RECOMMENDED_SSHD, REPORT, STUDENT_PULL, Classroom, cache_intact
 from tests.fixtures import set_key, sha256
 from tests.project import (
@@ -359,7 +359,7 @@ def test_adding_a_control_and_its_claim_trains_only_the_control(project):
 
 
 def test_editing_a_template_reruns_only_the_report(project):
-    style = project.path / "denselab/templates/style.css"
+    style = project.path / "denselab/report/templates/style.css"
     style.write_text(style.read_text() + "\n/* tweak */\n")
     # sources reruns on any edit of the code folders; of its files only the report's changes (it lists the templates).
     assert project.status() == {"sources"}
@@ -372,7 +372,7 @@ def test_editing_a_library_module_reruns_exactly_the_stages_that_import_it(proje
     """statistics.py is imported by aggregate, by judge through claims.py, by report through observations.py, and
     by validate through the claim kinds it checks claims.yaml with (and by no other stage): those four rerun,
     whatever else they share with the rest. validate's marker comes out the same, so the downloads after it do not."""
-    statistics = project.path / "denselab/statistics.py"
+    statistics = project.path / "denselab/study/statistics.py"
     statistics.write_text(statistics.read_text() + "\n# an edit that changes no number\n")
     ran, log = project.repro()
     assert ran == {"sources", "validate", "aggregate", "judge", "report"}, log
@@ -695,7 +695,12 @@ def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_w
 
         def access(cwd: Path) -> str:  # the README's one-line check of what this clone may do on the remote
             out = subprocess.run(
-                [sys.executable, "-m", "denselab.access"], cwd=cwd, env=env, capture_output=True, text=True, check=False
+                [sys.executable, "-m", "denselab.tools.access"],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             assert out.returncode == 0 and len(out.stdout.splitlines()) == 1, out.stdout + out.stderr
             return re.sub(r"^the DVC remote 'class' \(ssh://127\.0\.0\.1:\d+/\S+\): ", "", out.stdout)
@@ -825,7 +830,7 @@ def test_the_study_fans_out_over_slurm_a_killed_run_is_named_and_resubmitted_alo
     teacher = tmp_path / "login-node"
     small.run("git", "clone", "-q", str(origin), str(teacher), cwd=tmp_path)
 
-    command = [sys.executable, "-m", "denselab.slurm", "--cpus-per-task", "1", "--poll", "0.5"]
+    command = [sys.executable, "-m", "denselab.tools.slurm", "--cpus-per-task", "1", "--poll", "0.5"]
     # The tasks run as on RHEL 8's bash 4.4: Slurm passes the environment on, and bash reads BASH_ENV first.
     (tmp_path / "bash4.env").write_text(f"{AS_BASH_4}echo 'bash 4: no EPOCHREALTIME'\n")
     with slurm_cluster(tmp_path / "slurm", memory_mb=8192) as cluster:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from denselab.config import InputVariant
-from denselab.datasets import DataError
+from denselab.core.config import InputVariant
+from denselab.data.datasets import DataError
 from stages.prepare import flatten, one_hot, prepare
 from tests.fixtures import cifar_arrays, mnist_arrays
 

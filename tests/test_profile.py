@@ -1,12 +1,12 @@
-"""denselab.profile: a profile of profiles.yaml written into params.yaml, every other line kept."""
+"""denselab.tools.profile: a profile of profiles.yaml written into params.yaml, every other line kept."""
 
 from __future__ import annotations
 
 import pytest
 
-from denselab import profile as P
-from denselab.claim_tests import load_with_claims
-from denselab.cli import StageError
+from denselab.core.cli import StageError
+from denselab.study.claim_tests import load_with_claims
+from denselab.tools import profile as P
 from tests.conftest import ROOT
 from tests.fixtures import copy_params
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from denselab.cli import StageError
-from denselab.pull import TRANSIENT, pull, retry_wait
+from denselab.core.cli import StageError
+from denselab.tools.pull import TRANSIENT, pull, retry_wait
 
 # What DVC 3.67 printed when sshd dropped its connection past MaxStartups (the class tests' server log says so).
 DROPPED = (

@@ -1,4 +1,4 @@
-"""Fetching the arrays a training stage reads from the DVC remote (denselab.remote, through study.check): a
+"""Fetching the arrays a training stage reads from the DVC remote (denselab.core.remote, through study.check): a
 real DVC project with a real folder remote, the arrays pushed and then missing, as in a student's clone."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from denselab import study as S
-from denselab.arrays import array_hashes
-from denselab.cli import StageError
-from denselab.config import load_params
-from denselab.layout import PREPARED
-from denselab.remote import first_error
+from denselab.core.cli import StageError
+from denselab.core.config import load_params
+from denselab.core.layout import PREPARED
+from denselab.core.remote import first_error
+from denselab.data.arrays import array_hashes
+from denselab.training import fingerprints as S
 from tests.conftest import ROOT
 from tests.sshd import NEEDS_SSHD, ssh_server
 

@@ -10,15 +10,15 @@ import sys
 
 import pytest
 
-from denselab.arrays import array_hashes, write_prepared
-from denselab.config import InputVariant, load_params
+from denselab.core.config import InputVariant, load_params
+from denselab.data.arrays import array_hashes, write_prepared
 from stages.prepare import prepare
 from tests.conftest import ROOT
 from tests.fixtures import mnist_arrays
 
 pytest.importorskip("keras")
 
-from denselab.study import fingerprint
+from denselab.training.fingerprints import fingerprint
 from stages.replicate import replicate
 
 
@@ -32,8 +32,8 @@ def tiny(tmp_path_factory):
 
 
 def test_a_run_is_the_labs_training_and_evaluation_with_another_seed(tiny):
-    from denselab.evaluation import predict
-    from denselab.training import fit_exercise
+    from denselab.training.evaluation import predict
+    from denselab.training.fit import fit_exercise
 
     data, spec, _ = tiny
     record = replicate(data["x_train"], data["y_train"], data["x_test"], data["y_test"], spec, seed=3)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 
-from denselab.claim_tests import parse_with_claims
-from denselab.layout import exercise_file
+from denselab.core.layout import exercise_file
+from denselab.study.claim_tests import parse_with_claims
 from stages import report as R
 from tests.conftest import ROOT
 from tests.fixtures import copy_params, write_runs
@@ -83,8 +83,8 @@ def write_results(
     class_names: tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
     """What train, evaluate, explain and describe would write, for every exercise of params_data."""
-    from denselab.datasets import CLASS_NAMES
-    from denselab.layout import DATASET_FIGURES, DATASET_SUMMARY, EXERCISE_FIGURES
+    from denselab.core.layout import DATASET_FIGURES, DATASET_SUMMARY, EXERCISE_FIGURES
+    from denselab.data.datasets import CLASS_NAMES
     from stages import explain
 
     folders = {kind: folder / kind for kind in (*FOLDERS, "datasets")}
@@ -163,7 +163,7 @@ STUDY_ACCURACY = {
 def write_study(root: Path, params_data: dict, accuracy: dict[str, list[float]] = STUDY_ACCURACY) -> tuple[Path, Path]:
     """What aggregate would write for these runs (the statistics file and the figures folder, returned), and what
     judge would write beside them (`claims_of`)."""
-    from denselab.runs import read_runs
+    from denselab.study.runs import read_runs
     from stages import aggregate as A
     from stages import judge as J
 
@@ -300,7 +300,7 @@ def test_the_conclusions_section_gives_each_claim_its_verdict_and_numbers(page, 
         assert row["data-verdict"] == "not_tested"
         assert (
             f"Not tested yet: the seeds study does not run {missing}, which the profile full_study adds. Run "
-            "`python -m denselab.profile full_study`, then `dvc repro`"
+            "`python -m denselab.tools.profile full_study`, then `dvc repro`"
         ) in row.get_text(" ", strip=True)
     intro = page.select_one("#claims > p").get_text(" ", strip=True)
     assert f"adjusted for the {2 * 7 + 1} tests it makes (Holm)" in intro
@@ -479,7 +479,7 @@ def extracted_messages() -> set[tuple[str | None, str]]:
 def test_vietnamese_catalog_covers_every_message_once():
     from babel.messages.pofile import read_po
 
-    from denselab.i18n import CATALOGS
+    from denselab.core.i18n import CATALOGS
 
     wanted = extracted_messages()
     assert len(wanted) >= 150 and (None, "Train") in wanted and ("number format", "Precision") in wanted

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from denselab.cli import StageError
-from denselab.config import parse_params
-from denselab.runs import read_runs
+from denselab.core.cli import StageError
+from denselab.core.config import parse_params
+from denselab.study.runs import read_runs
 from tests.fixtures import write_runs
 
 ACCURACY = {"ex1": [0.87, 0.88, 0.86], "ex2": [0.74, 0.70, 0.76], "ex3": [0.977, 0.979, 0.976]}

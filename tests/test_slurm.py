@@ -1,4 +1,4 @@
-"""denselab.slurm: what the array asks for, which commit its tasks build, what a failed task says. The fan-out itself
+"""denselab.tools.slurm and slurm_array: what the array asks for, which commit its tasks build, what a failed task says. The fan-out itself
 runs on a real Slurm in tests/test_pipeline.py (test_the_study_fans_out_over_slurm_...)."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from denselab import slurm
-from denselab.claim_tests import parse_with_claims
-from denselab.cli import StageError
+from denselab.core.cli import StageError
+from denselab.study.claim_tests import parse_with_claims
+from denselab.tools import slurm
+from denselab.tools import slurm_array as array
 from tests.slurm import AS_BASH_4, BASH5_ONLY
 
 
@@ -42,8 +43,8 @@ def test_the_runs_are_the_study_matrix_in_dvc_yamls_order(params_data):
 def test_a_tasks_last_line_names_why_it_failed(tmp_path):
     log = tmp_path / "0.log"
     log.write_text("denselab: replicate@ex1-1 on node7\nslurmstepd: error: *** JOB 12 CANCELLED AT 2026 ***\n\n")
-    assert slurm.last_line(log) == "slurmstepd: error: *** JOB 12 CANCELLED AT 2026 ***"
-    assert slurm.last_line(tmp_path / "1.log").startswith("no log (")
+    assert array.last_line(log) == "slurmstepd: error: *** JOB 12 CANCELLED AT 2026 ***"
+    assert array.last_line(tmp_path / "1.log").startswith("no log (")
 
 
 def test_the_tasks_build_a_pushed_commit_so_an_unpushed_one_or_an_uncommitted_edit_is_refused(tmp_path):
@@ -88,9 +89,9 @@ def test_without_the_lookup_a_run_is_missing_when_its_tasks_log_does_not_end_pus
     (tmp_path / "0.log").write_text("denselab: repro 7.5 s\ndenselab: push 0.8 s\ndenselab: done replicate@ex1-1\n")
     (tmp_path / "1.log").write_text("denselab: replicate@ex1-2 stopped by Slurm (cancelled, ...)\n")
     runs = ["replicate@ex1-1", "replicate@ex1-2", "replicate@ex1-3"]  # the third never started: no log
-    assert slurm.still_missing(runs, None, tmp_path) == ["replicate@ex1-2", "replicate@ex1-3"]
+    assert array.still_missing(runs, None, tmp_path) == ["replicate@ex1-2", "replicate@ex1-3"]
     # With DVC's lookup, the run-cache decides, whatever a log says.
-    assert slurm.still_missing(runs, {"replicate@ex1-2"}, tmp_path) == ["replicate@ex1-1", "replicate@ex1-3"]
+    assert array.still_missing(runs, {"replicate@ex1-2"}, tmp_path) == ["replicate@ex1-1", "replicate@ex1-3"]
 
 
 TOKEN = "s3cret-t0ken"
@@ -103,7 +104,7 @@ def _git(*args: str, cwd: Path) -> str:
 
 
 def test_the_task_script_uses_nothing_bash_4_lacks_and_shellcheck_finds_nothing(tmp_path):
-    script = slurm.write_job(tmp_path / "job", ["replicate@ex1-1"], "https://example.org/x.git", "a" * 40, "python3")
+    script = array.write_job(tmp_path / "job", ["replicate@ex1-1"], "https://example.org/x.git", "a" * 40, "python3")
     text = script.read_text()
     assert not BASH5_ONLY.findall(text), BASH5_ONLY.findall(text)
     assert "date +%s.%N" in text and "LC_NUMERIC=C awk" in text
@@ -116,19 +117,19 @@ def test_the_task_script_uses_nothing_bash_4_lacks_and_shellcheck_finds_nothing(
 
 def test_the_jobs_folder_and_files_are_the_users_alone_and_the_url_is_in_none_but_its_git_config(tmp_path):
     url = f"https://teacher:{TOKEN}@git.example.edu/lab/denselab.git"
-    script = slurm.write_job(tmp_path / "slurm" / "job", ["replicate@ex1-1"], url, "a" * 40, "python3")
+    script = array.write_job(tmp_path / "slurm" / "job", ["replicate@ex1-1"], url, "a" * 40, "python3")
     folder = script.parent
     modes = {p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777 for p in [folder, *folder.iterdir()]}
     assert modes == {".": 0o700, "logs": 0o700, "runs.txt": 0o600, "origin.gitconfig": 0o600, "task.sh": 0o700}
     assert TOKEN not in script.read_text() and "git.example.edu" not in script.read_text()
     # git reads the URL back exactly as given, a `#` or a `"` in it included.
     odd = 'https://u:t#o"k\\en@h/x.git'
-    (tmp_path / "odd").write_text(f'[remote "o"]\n\turl = {slurm.git_config_value(odd)}\n')
+    (tmp_path / "odd").write_text(f'[remote "o"]\n\turl = {array.git_config_value(odd)}\n')
     assert _git("config", "--file", str(tmp_path / "odd"), "remote.o.url", cwd=tmp_path).strip() == odd
 
 
 def test_messages_name_a_git_or_dvc_remote_without_its_user_info(tmp_path):
-    from denselab.remote import redacted, remote_name
+    from denselab.core.remote import redacted, remote_name
 
     assert redacted(f"fatal: unable to access 'https://ghp_{TOKEN}@github.com/a/b/'") == (
         "fatal: unable to access 'https://github.com/a/b/'"
@@ -169,10 +170,10 @@ def test_a_controller_that_never_answers_is_asked_again_then_the_job_is_named_wi
         "MessageTimeout=1\nNodeName=silent CPUs=1\nPartitionName=p Nodes=ALL\n"
     )
     monkeypatch.setenv("SLURM_CONF", str(conf))
-    monkeypatch.setattr(slurm, "SQUEUE_TRIES", 3)
+    monkeypatch.setattr(array, "SQUEUE_TRIES", 3)
     waits: list[float] = []
     with pytest.raises(StageError) as error:
-        slurm.wait("12", ["replicate@ex1-1"], tmp_path, tmp_path, poll=1.0, sleep=waits.append)
+        array.wait("12", ["replicate@ex1-1"], tmp_path, tmp_path, poll=1.0, sleep=waits.append)
     assert waits == [2.0, 4.0]
     assert str(error.value).startswith("squeue failed 3 times, the last: slurm_load_jobs error: Unable to contact")
     assert str(error.value).endswith(
@@ -223,7 +224,7 @@ def test_the_task_script_runs_start_to_end_as_bash_4_would_run_it(tmp_path):
     _git("init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp_path)
     _git("push", "-q", str(origin), "main", cwd=project)
     commit = _git("rev-parse", "HEAD", cwd=project).strip()
-    script = slurm.write_job(tmp_path / "job", ["hello"], str(origin), commit, sys.executable)
+    script = array.write_job(tmp_path / "job", ["hello"], str(origin), commit, sys.executable)
     (tmp_path / "bash4.env").write_text(AS_BASH_4)
     env = {**os.environ, "BASH_ENV": str(tmp_path / "bash4.env"), "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "7"}
     out = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)

@@ -52,13 +52,19 @@ def requirements() -> list[str]:
 PACKAGES = ("stages", "denselab")
 
 
+def module_files() -> dict[str, Path]:
+    """Every module of the stages and of the library (a package as its `__init__.py`), by dotted name."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
 def modules() -> dict[str, ast.Module]:
-    """Every module of the stages and of the library, by dotted name."""
-    return {
-        f"{package}.{p.stem}": ast.parse(p.read_text(), str(p))
-        for package in PACKAGES
-        for p in sorted((ROOT / package).glob("*.py"))
-    }
+    """Every module of the stages and of the library, parsed, by dotted name."""
+    return {name: ast.parse(path.read_text(), str(path)) for name, path in module_files().items()}
 
 
 def imported_modules(tree: ast.Module) -> set[str]:
@@ -83,8 +89,9 @@ def test_every_runtime_requirement_is_imported_by_a_stage():
 
 def test_no_module_imports_what_it_does_not_use():
     unused = []
+    files = module_files()
     for module, tree in modules().items():
-        source = (ROOT / f"{module.replace('.', '/')}.py").read_text().splitlines()
+        source = files[module].read_text().splitlines()
         used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "module", None) == "__future__":
@@ -108,11 +115,11 @@ def local_imports(tree: ast.Module) -> set[str]:
     """The project's modules (stages.*, denselab.*) a module imports, anywhere in it (function-level imports
     included), by dotted name."""
     found = set()
+    known = module_files()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module in PACKAGES:
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
-            found.add(node.module)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & known.keys()
+            found |= {node.module, *submodules} if node.module not in PACKAGES else submodules or {node.module}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] in PACKAGES}
     return found
@@ -121,7 +128,9 @@ def local_imports(tree: ast.Module) -> set[str]:
 def test_no_stage_imports_another_stage():
     """Stages are entry points: what two stages share lives in the library (denselab), never in a stage."""
     graph = {name: local_imports(tree) for name, tree in modules().items()}
-    assert len(graph) > 25 and "denselab.models" in graph["denselab.training"] | reachable(graph, "denselab.training")
+    assert len(graph) > 25 and "denselab.training.models" in graph["denselab.training.fit"] | reachable(
+        graph, "denselab.training.fit"
+    )
     crossing = {name: sorted(m for m in imports if m.startswith("stages.")) for name, imports in graph.items()}
     assert {name: found for name, found in crossing.items() if found} == {}
     # The check sees a stage that imports another.
@@ -152,6 +161,7 @@ def test_every_stage_depends_on_the_code_it_runs():
     from stages.sources import sources
 
     graph = {name: local_imports(tree) for name, tree in modules().items()}
+    known = module_files()
     listed = sources()
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert stages["sources"]["deps"] == list(PACKAGES)
@@ -162,13 +172,12 @@ def test_every_stage_depends_on_the_code_it_runs():
         if name == "sources":
             continue
         runs = {f"stages.{module}"} | reachable(graph, f"stages.{module}")
-        files = {f"{m.replace('.', '/')}.py" for m in runs} | {
-            f"{p}/__init__.py" for p in PACKAGES if any(m.startswith(p) for m in runs)
-        }
+        packages = {".".join(m.split(".")[:i]) for m in runs for i in range(1, m.count(".") + 1)}  # their __init__
+        files = {known[m].relative_to(ROOT).as_posix() for m in runs | packages}
         code = {path for path in listed[module] if path.endswith(".py")}
         assert code == files, name
         assert "${paths.sources}/" + f"{module}.json" in body["deps"], name
-    assert "denselab/models.py" in listed["train"] and "denselab/models.py" not in listed["report"]
+    assert "denselab/training/models.py" in listed["train"] and "denselab/training/models.py" not in listed["report"]
 
 
 def dvc_graph() -> tuple[set[str], set[tuple[str, str]]]:

@@ -1,4 +1,4 @@
-"""The seeds study's statistics (denselab.statistics) against hand-computed values and SciPy."""
+"""The seeds study's statistics (denselab.study.statistics) against hand-computed values and SciPy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from denselab import statistics as S
+from denselab.study import statistics as S
 
 A5 = [0.80, 0.82, 0.84, 0.86, 0.88]
 B3 = [0.70, 0.74, 0.78]

@@ -8,16 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from denselab.config import InputVariant, load_params
+from denselab.core.config import InputVariant, load_params
 from stages.prepare import prepare
 from tests.conftest import ROOT
 from tests.fixtures import mnist_arrays
 
 pytest.importorskip("keras")
 
-from denselab.history import COLUMNS as HISTORY_COLUMNS
-from denselab.history import history_csv
-from denselab.training import fit_exercise
+from denselab.core.history import COLUMNS as HISTORY_COLUMNS
+from denselab.core.history import history_csv
+from denselab.training.fit import fit_exercise
 from stages.train import train
 
 
@@ -67,7 +67,7 @@ def test_history_csv():
 
 
 def test_bfloat16_asked_without_native_support_trains_in_float32(tiny, monkeypatch):
-    from denselab import models
+    from denselab.training import models
 
     data, spec = tiny
     monkeypatch.setattr(models, "native_bfloat16", lambda: None)
@@ -81,8 +81,8 @@ def test_bfloat16_asked_without_native_support_trains_in_float32(tiny, monkeypat
 def test_bfloat16_model_saves_loads_in_plain_keras_and_predicts_as_evaluated(tiny, monkeypatch, tmp_path):
     import keras
 
-    from denselab import models
-    from denselab.evaluation import predict
+    from denselab.training import models
+    from denselab.training.evaluation import predict
 
     data, spec = tiny
     monkeypatch.setattr(models, "native_bfloat16", lambda: "forced on by the test")  # emulated here: slow, same math
@@ -102,8 +102,8 @@ def test_bfloat16_model_saves_loads_in_plain_keras_and_predicts_as_evaluated(tin
 def _stage_folder(tmp_path, n_train: int = 200, **settings) -> list[str]:
     """Prepared arrays and ex3's fingerprint (its settings changed by `settings`) in tmp_path; the train stage's
     arguments for ex3."""
-    from denselab.arrays import array_hashes, write_prepared
-    from denselab.study import fingerprint
+    from denselab.data.arrays import array_hashes, write_prepared
+    from denselab.training.fingerprints import fingerprint
 
     write_prepared(
         tmp_path / "prepared", prepare(mnist_arrays(n_train=n_train), InputVariant(dataset="mnist", divide_by_255=True))
@@ -131,7 +131,7 @@ def _stage_folder(tmp_path, n_train: int = 200, **settings) -> list[str]:
 def test_a_nearly_full_disk_stops_training_before_it_starts(tmp_path, monkeypatch, capsys):
     import shutil as sh
 
-    from denselab import files
+    from denselab.core import files
     from stages import train as T
 
     args = _stage_folder(tmp_path)
@@ -153,8 +153,8 @@ def test_a_nearly_full_disk_stops_training_before_it_starts(tmp_path, monkeypatc
 
 
 def test_a_write_that_fails_is_one_line_naming_the_path(tmp_path):
-    from denselab.cli import StageError
-    from denselab.files import write_text
+    from denselab.core.cli import StageError
+    from denselab.core.files import write_text
 
     (tmp_path / "report.json").mkdir()  # a folder where the file should go: the final rename fails
     with pytest.raises(StageError, match=r"report.json: cannot write it \(Is a directory\); [\d,.]+ MB free there"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from denselab.claim_tests import parse_with_claims
-from denselab.config import ParamsError
-from denselab.resources import training_memory
+from denselab.core.config import ParamsError
+from denselab.study.claim_tests import parse_with_claims
+from denselab.training.resources import training_memory
 from stages import validate as V
 from tests.fixtures import without_claims
 
