@@ -1,6 +1,6 @@
 """DVC-tracked files a stage reads but the workspace lacks, fetched from the project's DVC remote.
 
-A student's clone of a class repository has the report and what it is made of, not the arrays (README, "A class
+A student's clone of a class repository has the report and what it is made of, not the arrays (docs/class.md, "A class
 on one lab server"). `dvc repro --pull --allow-missing` fetches what a stage lists as dependencies when it is
 missing as a whole, never the missing files of a folder it depends on, and a folder that holds DVC's .gitignore
 is never missing. So the stages that find their inputs through params.yaml fetch those they lack here, and only

@@ -3,7 +3,7 @@
     python -m denselab.tools.access            # in the project; exit code 0 when the remote can be read
 
 DVC's own failures on a remote name the host or the storage path, and a refused push prints a line per object
-(README, "A class on one lab server"). A student, or a teacher setting up a class, wants one answer: can this
+(docs/class.md, "A class on one lab server"). A student, or a teacher setting up a class, wants one answer: can this
 clone reach the class remote with its key, and may it write there? This connects as DVC does (DVC's own remote
 configuration and file system, so the same key, host and port), lists the remote's folder, then writes and
 removes one empty probe file. No stage imports this module: it is a command for people.

@@ -1,3 +1,4 @@
 """One run of an exercise: the one model factory (models), the training loop and its feed (loop, feed), a run
-seeded and fitted (fit), its evaluation and evidence (evaluation), what defines it (fingerprints), and what it will
-cost (resources). It may import `denselab.data` and `denselab.core`; never the study, which only reads its records."""
+seeded and fitted (fit), its evaluation and evidence (evaluation), what that evidence says (diagnostics), what
+defines a run (fingerprints), and what it will cost (resources). It may import `denselab.data` and `denselab.core`;
+never the study, which only reads what a run wrote."""
