@@ -62,9 +62,10 @@ def pull(
         error = first_error(out.stderr + out.stdout)
         if MISSING in out.stderr + out.stdout:  # DVC's own line ends in a list of targets, on the lines after it
             error = "it lacks files this commit names (has the teacher's `dvc push` finished?)"
-        if not TRANSIENT.search(error) and (problem := key_problem(remote_settings(root))):
+        dropped = bool(TRANSIENT.search(error))
+        if not dropped and (problem := key_problem(remote_settings(root))):
             raise StageError(problem)
-        if attempt >= retries or not TRANSIENT.search(error):
+        if attempt >= retries or not dropped:
             gave_up = f" after {attempt} retries" if attempt else ""
             raise StageError(f"cannot fetch from {remote_name(root)}{gave_up}: {error}")
         attempt += 1

@@ -161,18 +161,17 @@ class ControllerSilent(Exception):
 def squeue(args: Sequence[str], root: Path, sleep: Callable[[float], None] = time.sleep) -> str:
     """squeue's output; asked again, waiting longer each time, while the controller does not answer (a restart,
     a failover); ControllerSilent when it never does. A job Slurm no longer knows is no job, not a failure."""
-    wait = SQUEUE_FIRST_WAIT
-    for attempt in range(1, SQUEUE_TRIES + 1):
+    wait, attempt = SQUEUE_FIRST_WAIT, 1
+    while True:
         out = run_command(["squeue", *args], root)
         if out.returncode == 0 or "Invalid job id" in out.stderr:
             return out.stdout if out.returncode == 0 else ""
         error = " ".join(out.stderr.split()) or f"exit code {out.returncode}"
-        if attempt == SQUEUE_TRIES:
+        if attempt >= SQUEUE_TRIES:
             raise ControllerSilent(f"squeue failed {SQUEUE_TRIES} times, the last: {error}")
         print(f"denselab: squeue failed ({error}); asking again in {wait:g} s", file=sys.stderr, flush=True)
         sleep(wait)
-        wait *= 2
-    raise ControllerSilent("squeue was not asked")  # SQUEUE_TRIES < 1
+        wait, attempt = wait * 2, attempt + 1
 
 
 def live_array(project: str, commit: str, root: Path, sleep: Callable[[float], None] = time.sleep) -> str | None:
