@@ -112,7 +112,7 @@ def write_figures(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, statis
     labels = fmt.labels(LABELS)
     with replaced_folder(folder) as staging:
         runs.to_csv(staging / RUNS_CSV, index=False, float_format="%.6g")
-        save_png(overview_figure(runs, statistics, labels, fmt), staging / OVERVIEW_PNG)
+        save_png(overview_figure(runs, statistics, labels, fmt), staging / OVERVIEW_PNG, crop=True)
         for name, group in curves.groupby("exercise", sort=False):
             save_png(curves_figure(group, labels, fmt), staging / curves_png(str(name)))
 

@@ -32,6 +32,7 @@ from denselab.report.drawing import number_axis, plain, save_png, seaborn
 
 SAMPLES_PER_CLASS = 8
 SAMPLE_SEED = 0
+SAMPLE_GAP = 2  # blank pixels between two samples in the figure
 
 LABELS = {
     "train": N_("Train"),
@@ -89,35 +90,45 @@ def describe(dataset: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
+def sample_mosaic(x: np.ndarray, y: np.ndarray, classes: int, gap: int = SAMPLE_GAP) -> np.ndarray:
+    """SAMPLES_PER_CLASS training images of every class (chosen with SAMPLE_SEED) in one image: a row per class,
+    `gap` pixels of blank between images, blank where a class has fewer images. Blank is white as drawn: 0 for
+    one channel (drawn gray_r), 255 for colour."""
+    rng = np.random.default_rng(SAMPLE_SEED)
+    y = y.reshape(-1)
+    height, width = x.shape[1:3]
+    blank = 0 if x.ndim == 3 else 255
+    mosaic = np.full(
+        (classes * (height + gap) - gap, SAMPLES_PER_CLASS * (width + gap) - gap, *x.shape[3:]), blank, dtype=x.dtype
+    )
+    for c in range(classes):
+        members = np.flatnonzero(y == c)
+        if not len(members):
+            continue
+        chosen = np.sort(rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False))
+        for k, i in enumerate(chosen):
+            top, left = c * (height + gap), k * (width + gap)
+            mosaic[top : top + height, left : left + width] = x[i]
+    return mosaic
+
+
 def samples_figure(x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...]):
-    """SAMPLES_PER_CLASS training images of every class, one row per class, the class name in front."""
+    """SAMPLES_PER_CLASS training images of every class, one row per class, the class name in front: one image
+    (`sample_mosaic`) in one axes, so the figure costs one image to lay out and draw, not one per sample."""
     seaborn()
     import matplotlib.pyplot as plt
 
-    rng = np.random.default_rng(SAMPLE_SEED)
-    y = y.reshape(-1)
-    figure, axes = plt.subplots(
-        len(class_names),
-        SAMPLES_PER_CLASS,
-        figsize=(0.7 * SAMPLES_PER_CLASS + 0.8, 0.7 * len(class_names)),
-        squeeze=False,
-    )
-    for c, row in enumerate(axes):
-        members = np.flatnonzero(y == c)
-        chosen: Any = (
-            np.sort(rng.choice(members, size=min(SAMPLES_PER_CLASS, len(members)), replace=False))
-            if len(members)
-            else []
-        )
-        for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-        for ax, i in zip(row, chosen):
-            ax.imshow(x[i], cmap="gray_r" if x[i].ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-        row[0].set_ylabel(plain(class_names[c]), rotation=0, ha="right", va="center", fontsize=9)
+    mosaic = sample_mosaic(x, y, len(class_names))
+    height = x.shape[1]
+    figure, ax = plt.subplots(figsize=(0.7 * SAMPLES_PER_CLASS + 0.8, 0.7 * len(class_names)))
+    ax.imshow(mosaic, cmap="gray_r" if mosaic.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([c * (height + SAMPLE_GAP) + (height - 1) / 2 for c in range(len(class_names))])
+    ax.set_yticklabels([plain(name) for name in class_names], fontsize=9)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     figure.tight_layout(pad=0.2)
     return figure
 
@@ -177,7 +188,7 @@ def write_figures(folder: Path, found: dict[str, Any], arrays: dict[str, np.ndar
     )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SUMMARY).write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    save_png(samples_figure(arrays["x_train"], arrays["y_train"], names), folder / FIGURES["samples"])
+    save_png(samples_figure(arrays["x_train"], arrays["y_train"], names), folder / FIGURES["samples"], crop=True)
     save_png(counts_figure(counts, labels), folder / FIGURES["counts"])
     save_png(pixels_figure(arrays["x_test"], labels, fmt), folder / FIGURES["pixels"])
 

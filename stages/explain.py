@@ -12,7 +12,6 @@ precision, recall and F1); seaborn and matplotlib draw here. `--out` holds the n
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,10 +29,20 @@ from denselab.core.i18n import N_, Language
 from denselab.core.layout import EXERCISE_FIGURES as FIGURES
 from denselab.data.arrays import read_test
 from denselab.data.datasets import CLASS_NAMES, IMAGE_SHAPES
-from denselab.report.drawing import CURVE_LABELS, curves_figure, number_axis, plain, save_png, seaborn
+from denselab.report.drawing import (
+    CURVE_LABELS,
+    TITLE_PAD,
+    curves_figure,
+    image_grid,
+    number_axis,
+    plain,
+    save_png,
+    seaborn,
+)
 from denselab.training.diagnostics import PAIR_EXAMPLES, explanation
 from denselab.training.evaluation import SATURATION_Z, read_evidence
 
+GRID_FONT = 7.5  # points: the titles of a gallery's images and of the weight maps
 # The figures' texts; message ids of the catalogs in templates/messages/.
 LABELS = {
     **CURVE_LABELS,
@@ -87,17 +96,12 @@ def caption(actual: str, predicted: str, probability: str) -> str:
 def gallery_figure(images: list[np.ndarray], titles: list[str], columns: int):
     """Images in a grid, each with its title (gray for one channel, colour for three)."""
     seaborn()
-    import matplotlib.pyplot as plt
 
-    columns = max(1, min(columns, len(images)))
-    rows = max(1, math.ceil(len(images) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.1 * columns, 1.5 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles):
+    lines = max((title.count("\n") + 1 for title in titles), default=1)
+    figure, axes = image_grid(len(images), columns, size=1.0, title_lines=lines, fontsize=GRID_FONT)
+    for ax, image, title in zip(axes, images, titles):
         ax.imshow(image, cmap="gray_r" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(plain(title), fontsize=7.5)
-    figure.tight_layout(pad=0.3)
+        ax.set_title(plain(title), fontsize=GRID_FONT, pad=TITLE_PAD)
     return figure
 
 
@@ -105,15 +109,10 @@ def weights_figure(weights: np.ndarray, shape: tuple[int, ...], states: list[str
     """Each unit's incoming first-layer weights drawn as an image: red pulls the unit up, blue down (one
     channel); for colour inputs each unit's weights are stretched to 0..1 per channel."""
     seaborn()
-    import matplotlib.pyplot as plt
 
     units = weights.shape[1]
-    columns = min(8, units)
-    rows = math.ceil(units / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.6 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for unit, ax in zip(range(units), axes.flat):
+    figure, axes = image_grid(units, 8, size=1.1, title_lines=1, fontsize=GRID_FONT)
+    for unit, ax in zip(range(units), axes):
         w = weights[:, unit].reshape(shape)
         if w.ndim == 2:
             limit = float(np.abs(w).max()) or 1.0
@@ -124,8 +123,7 @@ def weights_figure(weights: np.ndarray, shape: tuple[int, ...], states: list[str
         title = labels["unit"] % {"unit": unit}
         if states[unit]:
             title += f" ({labels[states[unit]]})"
-        ax.set_title(title, fontsize=7.5)
-    figure.tight_layout(pad=0.3)
+        ax.set_title(title, fontsize=GRID_FONT, pad=TITLE_PAD)
     return figure
 
 
