@@ -276,3 +276,28 @@ def test_the_results_main_carries_are_what_dvc_yaml_and_params_would_run_now():
         check=True,
     )
     assert set(out.stdout.split()) - locked == NOT_ON_MAIN
+
+
+def test_a_stage_of_one_exercise_lists_no_other_exercises_settings():
+    """An edit of one exercise reruns only its own stages: no stage named for an exercise (`explain@ex2`,
+    `replicate@ex1-3`) lists a params key holding another exercise's settings (`exercises`, `exercises.ex3...`), as
+    DVC resolves dvc.yaml. (Stages of the whole study, `aggregate` and `judge`, read every exercise.)"""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        stages = {stage.addressing: stage for stage in repo.index.stages}
+        exercises = set(repo.params.show()[""]["data"]["params.yaml"]["data"]["exercises"])
+    foreign = {}
+    for name, stage in stages.items():
+        item = name.partition("@")[2]
+        exercise = re.sub(r"-\d+$", "", item)
+        if exercise not in exercises:
+            continue
+        keys = [key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params]
+        mine = f"exercises.{exercise}"
+        wrong = [k for k in keys if k.startswith("exercises") and k != mine and not k.startswith(mine + ".")]
+        if wrong:
+            foreign[name] = wrong
+    assert len([n for n in stages if n.startswith("explain@")]) == len(exercises)
+    assert foreign == {}
