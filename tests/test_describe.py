@@ -94,3 +94,34 @@ def test_dvc_yaml_names_the_raw_files_as_describe_reads_them():
     describe = stages["describe"]["do"]
     # Its own download, not the raw folder: a clone that lacks the downloads (a student's) leaves it alone.
     assert describe["deps"][-1] == "${paths.raw}/" + raw_file("${item}") and "--raw ${paths.raw}/" in describe["cmd"]
+
+
+def test_the_samples_mosaic_puts_each_class_on_its_row_with_blank_between_and_where_a_class_is_short():
+    x = np.zeros((12, 2, 3), dtype=np.uint8)
+    x[:, :, :] = np.arange(1, 13, dtype=np.uint8)[:, None, None]  # image i is filled with i + 1
+    y = np.array([0] * 10 + [2] * 2)  # class 0 has more than SAMPLES_PER_CLASS images, class 1 none, class 2 two
+    mosaic = D.sample_mosaic(x, y, classes=3, gap=1)
+    per_row, per_column = 2 + 1, 3 + 1
+    assert mosaic.shape == (3 * per_row - 1, D.SAMPLES_PER_CLASS * per_column - 1)
+    row0 = [int(mosaic[0, k * per_column]) for k in range(D.SAMPLES_PER_CLASS)]
+    assert len(set(row0)) == D.SAMPLES_PER_CLASS and set(row0) <= set(range(1, 11))  # eight of class 0's ten
+    assert row0 == sorted(row0)
+    assert not mosaic[per_row : 2 * per_row - 1].any()  # class 1: blank (0 is white in gray_r)
+    assert [int(mosaic[2 * per_row, k * per_column]) for k in range(3)] == [11, 12, 0]
+    assert not mosaic[2].any() and not mosaic[:, 3].any()  # the gaps
+    colour = D.sample_mosaic(np.zeros((2, 2, 2, 3), dtype=np.uint8), np.array([0, 0]), classes=1, gap=1)
+    assert colour.shape == (2, D.SAMPLES_PER_CLASS * 3 - 1, 3) and colour[0, 2].tolist() == [255, 255, 255]
+
+
+def test_the_samples_figure_keeps_every_class_name_inside_the_saved_image(tmp_path):
+    """Its axes keep the images' aspect ratio, which tight_layout cannot fit: saved uncropped, the longest name
+    ("automobile") runs off the left edge. Cropped, the PNG has a white margin on every side: nothing is cut."""
+    import matplotlib.image
+
+    arrays = cifar_arrays(n_per_batch=20, n_test=20)
+    figure = D.samples_figure(arrays["x_train"], arrays["y_train"], D.CLASS_NAMES["cifar10"])
+    D.save_png(figure, tmp_path / "samples.png", crop=True)
+    ink = (matplotlib.image.imread(tmp_path / "samples.png")[:, :, :3] < 0.9).any(axis=2)
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    assert columns[0] >= 3 and columns[-1] <= ink.shape[1] - 4, (columns[0], columns[-1], ink.shape)
+    assert rows[0] >= 3 and rows[-1] <= ink.shape[0] - 4, (rows[0], rows[-1], ink.shape)

@@ -163,6 +163,28 @@ def test_figures_of_cifar_with_markup_in_class_names_and_few_mistakes(tmp_path, 
     assert r"\$x\$ car" in texts and "<b>plane</b>" in texts
 
 
+@pytest.mark.parametrize("colour", [False, True])
+def test_a_gallerys_three_line_titles_stay_clear_of_the_images_above_and_inside_the_figure(colour):
+    """Placed by arithmetic (`drawing.image_grid`): a title of three lines (a long class name, the predicted one,
+    the probability) sits between its image and the row above, never over an image, never off the figure."""
+    import matplotlib.pyplot as plt
+
+    shape = (32, 32, 3) if colour else (28, 28)
+    images = [np.full(shape, 0.5)] * 13
+    titles = [X.caption("automobile", "truck", "0.10")] * 13
+    assert titles[0].count("\n") == 2
+    figure = X.gallery_figure(images, titles, columns=10)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    shown = [ax for ax in figure.axes if ax.images]
+    assert len(shown) == 13 and len(figure.axes) == 20  # two rows of ten, the last seven empty
+    for ax in shown:
+        title = ax.title.get_window_extent(renderer)
+        assert not any(title.overlaps(other.get_window_extent(renderer)) for other in shown if other is not ax)
+        assert 0 <= title.x0 and title.x1 <= figure.bbox.x1 and title.y1 <= figure.bbox.y1, (title, figure.bbox)
+    plt.close(figure)
+
+
 def test_figure_labels_follow_the_language():
     from denselab.core.i18n import Language
 
