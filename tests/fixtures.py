@@ -268,7 +268,9 @@ class LoopbackServer:
         self.httpd.daemon_threads = True
         self.httpd.routes = {}
         self.httpd.hits = []
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever's next poll: at the default 0.5 s, every test with a server waited that
+        # long for nothing.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
