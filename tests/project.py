@@ -45,6 +45,11 @@ EXERCISES = ("baseline", "ex1", "ex2", "ex3", "ex5", "sigmoid_x255")
 STUDY = {"seeds": [1, 2], "exercises": ["ex1"]}
 
 
+def ran_stages(log: str) -> set[str]:
+    """The stages a `dvc repro` log says it ran (not those restored from the run-cache or left as they were)."""
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
 class Project:
     """A git + DVC copy of DenseLab in a temporary folder, fed by a local data mirror."""
 
@@ -79,8 +84,7 @@ class Project:
         """Run `dvc repro`; return the stages that really ran (trained, not restored) and the log."""
         out = self.run("dvc", "repro", *args, check=check)
         log = out.stdout + out.stderr
-        ran = set(re.findall(r"Running stage '([^']+)'", log))
-        return ran, log
+        return ran_stages(log), log
 
     def status(self) -> set[str]:
         out = self.run("dvc", "status", "--json")

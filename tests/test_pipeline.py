@@ -32,6 +32,7 @@ from tests.project import (
     as_built,
     build,
     make_project,
+    ran_stages,
     shared_study,
     wait_for,
 )
@@ -672,7 +673,7 @@ def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_w
         # .gitignore in a clone, so DVC sees it changed, not missing; it fetches what it reads (a few kB) and writes
         # the same page again.
         out = dvc("repro", "--pull", "--allow-missing", cwd=clone)
-        assert set(re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr)) <= {"report"}
+        assert ran_stages(out.stdout + out.stderr) <= {"report"}
         assert (clone / "reports/index.html").read_bytes() == small.read("reports/index.html")
         heavy = _objects(small.path, {"download", "prepare", "train", "evaluate"}, under="data/")
         digests = _objects(small.path, {"prepare"}, under="data/digests")
@@ -683,7 +684,7 @@ def test_a_class_remote_over_ssh_students_fetch_only_what_they_read_and_cannot_w
         params["exercises"]["ex1"]["learning_rate"] = 0.02
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
         out = dvc("repro", "--pull", "--allow-missing", cwd=clone)
-        ran = set(re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr))
+        ran = ran_stages(out.stdout + out.stderr)
         assert ran == {
             *("validate", "fingerprint@ex1", "train@ex1", "evaluate@ex1", "explain@ex1", "replicate@ex1-1"),
             *("aggregate", "judge", "report"),
@@ -858,14 +859,14 @@ def test_the_study_fans_out_over_slurm_a_killed_run_is_named_and_resubmitted_alo
     for text in finished:
         (stage,) = re.findall(r"denselab: done (\S+)", text)
         assert re.findall(r"Running stage '((?:train|replicate)@[^']+)'", text) == [stage], text
-    assert not [s for s in re.findall(r"Running stage '([^']+)'", out) if TRAINING.match(s)], out
+    assert not [s for s in ran_stages(out) if TRAINING.match(s)], out
     # Seed 1's run is the commit's (dvc.lock): pulled; the cluster's two come from the run-cache.
     assert len(re.findall(r"Stage 'replicate@ex1-[23]' is cached - skipping run", out)) == 2, out
 
     assert local.wait(timeout=600) == 0  # one machine, the same commit: the two new runs trained here
     local.log.seek(0)
     log_text = local.log.read()
-    ran = set(re.findall(r"Running stage '([^']+)'", log_text))
+    ran = ran_stages(log_text)
     assert {s for s in ran if TRAINING.match(s)} == {"replicate@ex1-2", "replicate@ex1-3"}, log_text
     for result in ("reports/study.json", "reports/claims.json", "reports/index.html"):
         assert (teacher / result).read_bytes() == small.read(result), result
@@ -889,9 +890,7 @@ def test_workers_spread_the_study_and_a_collector_trains_nothing(tmp_path):
         clone = tmp_path / worker
         project.run("git", "clone", "-q", str(bare), str(clone), cwd=tmp_path)
         out = project.run("dvc", "repro", *targets, cwd=clone)
-        trained[worker] = {
-            r for r in re.findall(r"Running stage '([^']+)'", out.stdout + out.stderr) if TRAINING.match(r)
-        }
+        trained[worker] = {r for r in ran_stages(out.stdout + out.stderr) if TRAINING.match(r)}
         project.run("dvc", "push", "--run-cache", cwd=clone)
         if worker == "worker-a":  # the lab's runs: committed and pushed like any result kept in Git
             project.run("git", "add", "-A", cwd=clone)
@@ -912,7 +911,7 @@ def test_workers_spread_the_study_and_a_collector_trains_nothing(tmp_path):
     project.run("git", "clone", "-q", str(bare), str(collector), cwd=tmp_path)
     out = project.run("dvc", "repro", "--pull", cwd=collector)
     log = out.stdout + out.stderr
-    ran = set(re.findall(r"Running stage '([^']+)'", log))
+    ran = ran_stages(log)
     assert not {r for r in ran if re.match(r"^(train|evaluate|replicate)@", r)} and "Epoch" not in log, log
     assert {"aggregate", "report"} <= ran
     assert len(re.findall(r"Stage 'replicate@ex\d-2' is cached - skipping run", log)) == 2, log
