@@ -4,9 +4,9 @@
         --history reports/history/ex3.csv --out reports/evaluation/ex3.json --figures reports/figures/ex3
 
 Everything here comes from what `evaluate` kept (`--evidence`), the test images and the learning curves:
-no TensorFlow. The numbers are `denselab.training.diagnostics`' (scikit-learn's confusion matrix and per-class
-precision, recall and F1); seaborn and matplotlib draw here. `--out` holds the numbers the report cites;
-`--figures` the exercise's PNGs (`layout.EXERCISE_FIGURES`), replaced as a whole.
+no TensorFlow. The numbers are `denselab.training.diagnostics`' (the confusion matrix and per-class precision,
+recall and F1 as scikit-learn defines them, counted with NumPy); seaborn and matplotlib draw here. `--out` holds
+the numbers the report cites; `--figures` the exercise's PNGs (`layout.EXERCISE_FIGURES`), replaced as a whole.
 """
 
 from __future__ import annotations
