@@ -19,15 +19,14 @@ from tests.sshd import NEEDS_SSHD, ssh_server
 
 def _project(folder: Path, url: str, keyfile: Path, home: Path) -> dict[str, str]:
     """A DVC project whose default remote 'class' is `url`, reached with `keyfile`; the environment to run it in."""
-    folder.mkdir()
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
-    for args in (
-        ("init", "--no-scm", "-q"),
-        ("remote", "add", "-d", "class", url),
-        ("remote", "modify", "--local", "class", "keyfile", str(keyfile)),
-    ):
-        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=folder, env=env, check=True, capture_output=True)
-    return env
+    # The files `dvc init --no-scm`, `dvc remote add -d class URL` and `dvc remote modify --local class keyfile KEY`
+    # write (three DVC processes for each of the test's projects).
+    (folder / ".dvc").mkdir(parents=True)
+    (folder / ".dvc" / "config").write_text(
+        f"[core]\n    no_scm = True\n    remote = class\n['remote \"class\"']\n    url = {url}\n"
+    )
+    (folder / ".dvc" / "config.local").write_text(f"['remote \"class\"']\n    keyfile = {keyfile}\n")
+    return {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
 
 
 def _check(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
