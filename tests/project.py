@@ -41,7 +41,7 @@ CODE = ("stages", "denselab")
 # sigmoid_x255 completes the factorial of two of the lab's claims (activation_by_scale): an edit of ex2 confounds it.
 EXERCISES = ("baseline", "ex1", "ex2", "ex3", "ex5", "sigmoid_x255")
 # The tiny project's seeds study: two seeds besides the lab's, of one exercise (ex1: the edits of ex2 stay cheap, and
-# each study exercise costs two trainings in every build). The two machines' test studies two exercises.
+# each study exercise costs two trainings in every build). The two machines' test studies two exercises, one seed.
 STUDY = {"seeds": [1, 2], "exercises": ["ex1"]}
 
 
@@ -173,8 +173,11 @@ def keep_exercises(data: dict, names: tuple[str, ...]) -> None:
     data["factorials"] = {k: f for k, f in data["factorials"].items() if cells(k) <= set(names)}
 
 
-def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EXERCISES) -> Project:
-    """A tiny DenseLab in `tmp`: two epochs of batch 32 on tiny data, the given study, only the given exercises."""
+def make_project(
+    tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EXERCISES, ex5_hidden: tuple[int, int] | None = None
+) -> Project:
+    """A tiny DenseLab in `tmp`: two epochs of batch 32 on tiny data, the given study, only the given exercises;
+    ex5's two hidden layers of `ex5_hidden` units when given (the lab's 3072 and 512 make a 132 MB model file)."""
     mirror = tmp / "mirror"
     mirror.mkdir()
     mnist = write_mnist_npz(mirror / "mnist.npz", mnist_arrays(n_train=200, n_test=60))
@@ -199,6 +202,9 @@ def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EX
             if claim["test"] and "plateau" in claim["test"]:
                 claim["test"]["from_epoch"] = 1  # of the two epochs
         data["study"] = study
+        if ex5_hidden:
+            for layer, units in zip(data["exercises"]["ex5"]["layers"], ex5_hidden):
+                layer["units"] = units
 
     project.edit(tiny)
     project.run("git", "init", "-q", "-b", "main")
@@ -207,10 +213,10 @@ def make_project(tmp: Path, study: dict = STUDY, exercises: tuple[str, ...] = EX
 
 
 def shared_study(tmp: Path, message: str) -> tuple[Project, Path]:
-    """A tiny MNIST-only project of ex1 and ex2, studied over seeds 1 and 2, with a folder as its DVC remote,
-    committed and pushed to a bare Git repository: what machines that share the study clone. Returns the project
-    and the bare repository."""
-    project = make_project(tmp, study={"seeds": [1, 2], "exercises": ["ex1", "ex2"]}, exercises=("ex1", "ex2"))
+    """A tiny MNIST-only project of ex1 and ex2, studied over one seed besides the lab's, with a folder as its DVC
+    remote, committed and pushed to a bare Git repository: what machines that share the study clone. Returns the
+    project and the bare repository."""
+    project = make_project(tmp, study={"seeds": [1], "exercises": ["ex1", "ex2"]}, exercises=("ex1", "ex2"))
 
     def mnist_only(d):
         del d["inputs"]["cifar10_scaled"], d["sources"]["cifar10"]
