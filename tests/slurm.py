@@ -109,7 +109,9 @@ def slurm_cluster(folder: Path, cpus: int | None = None, memory_mb: int = 4096) 
         # What works in a container without cgroups: processes tracked by parent id, no task binding.
         "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nMpiDefault=none\n"
         "SelectType=select/cons_tres\nSelectTypeParameters=CR_CPU_Memory\nJobAcctGatherType=jobacct_gather/none\n"
-        "ReturnToService=2\nSchedulerType=sched/builtin\n"
+        # Jobs pending when slurmctld starts (those a restart recovers) wait for its main scheduling loop: every 60 s
+        # by default, so a test's job waited up to a minute after `restart_controller`. Here it runs every 2 s.
+        "ReturnToService=2\nSchedulerType=sched/builtin\nSchedulerParameters=sched_interval=2\n"
         f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus or os.cpu_count()} RealMemory={memory_mb} State=UNKNOWN\n"
         "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n"
     )
