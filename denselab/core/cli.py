@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -146,12 +146,19 @@ def load_tensorflow() -> None:
     if "keras" in sys.modules:
         return
     optional = KERAS_OPTIONAL + (TENSORFLOW_OPTIONAL if keras_backend() == "tensorflow" else ())
-    blocked = [name for name in optional if name not in sys.modules]
+    with optional_imports_off(optional), _filtered_stderr(TENSORFLOW_IMPORT_NOISE):
+        import keras  # noqa: F401  (imports TensorFlow)
+
+
+@contextlib.contextmanager
+def optional_imports_off(names: Sequence[str]) -> Iterator[None]:
+    """Within the block, importing any of `names` not imported yet raises ImportError, as if it were not installed:
+    a package that imports it only for an optional feature falls back. Afterwards each is importable again."""
+    blocked = [name for name in names if name not in sys.modules]
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError
     try:
-        with _filtered_stderr(TENSORFLOW_IMPORT_NOISE):
-            import keras  # noqa: F401  (imports TensorFlow)
+        yield
     finally:
         for name in blocked:
             del sys.modules[name]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from denselab.core.cli import optional_imports_off
 from denselab.core.i18n import N_, Language
 
 if TYPE_CHECKING:
@@ -46,21 +46,12 @@ def seaborn():
 
 
 def _import_seaborn():
-    """seaborn, imported with `SEABORN_OPTIONAL` unimportable (as if not installed) unless already imported."""
-    skipped = [name for name in SEABORN_OPTIONAL if name not in sys.modules]
-    for name in skipped:
-        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` raise ImportError
+    """seaborn, imported with `SEABORN_OPTIONAL` off; imported whole if this seaborn needs them after all."""
     try:
-        import seaborn as sns
-
-        return sns
+        with optional_imports_off(SEABORN_OPTIONAL):
+            import seaborn as sns
     except ImportError:
-        pass  # a seaborn that needs SciPy after all: imported whole below
-    finally:
-        for name in skipped:
-            del sys.modules[name]
-    import seaborn as sns
-
+        import seaborn as sns
     return sns
 
 
